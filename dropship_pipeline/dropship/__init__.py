@@ -1,0 +1,1 @@
+"""The iQmetrix Dropship side: models, the Atom parser, the HTTP client and the archive crawl."""

@@ -1,0 +1,214 @@
+"""Settings, read from the environment (and a ``.env`` file) and validated at start-up.
+
+The variable names are fixed by CONTRACT.md section 1. A missing or malformed variable raises
+:class:`SettingsError` with a one-line message that names it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from dropship_pipeline.errors import SettingsError
+
+DEFAULT_API_URL = "https://dropshiprc.iqmetrix.net/v1"
+DEFAULT_AUTH_URL = "https://accountsrc.iqmetrix.net/v1"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+EXPORT_FORMATS = ("csv", "xlsx")
+
+
+@dataclass(frozen=True)
+class SftpTarget:
+    """Where ``DROPSHIP_DROP_URL`` points when it is an ``sftp://`` URL."""
+
+    user: str
+    host: str
+    port: int
+    base_path: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of CONTRACT.md section 1, typed. Secrets are kept out of ``repr``."""
+
+    supplier_id: int
+    api_url: str = DEFAULT_API_URL
+    auth_url: str = DEFAULT_AUTH_URL
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)
+    db_path: Path = Path("data/dropship.duckdb")
+    snapshot_path: Path = Path("data/dropship_snapshot.duckdb")
+    drop_url: str = "data/drop"
+    sftp_password: str | None = field(default=None, repr=False)
+    sftp_key_file: Path | None = None
+    sftp_known_hosts: Path = Path("~/.ssh/known_hosts").expanduser()
+    orders_dir: str = "orders"
+    confirmations_dir: str = "confirmations"
+    export_formats: tuple[str, ...] = ("csv",)
+    export_since: datetime | None = None
+
+    @property
+    def sftp(self) -> SftpTarget | None:
+        """The SFTP target when the drop is ``sftp://``; None for a local folder."""
+        return parse_sftp_url(self.drop_url)
+
+    @property
+    def uses_password_grant(self) -> bool:
+        return self.access_token is None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the settings; raise SettingsError naming the first bad variable."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            if value is None:
+                return None
+            value = value.strip()
+            return value or None
+
+        supplier_raw = get("DROPSHIP_SUPPLIER_ID")
+        if supplier_raw is None:
+            raise SettingsError("DROPSHIP_SUPPLIER_ID is not set: give the supplier's numeric id.")
+        if not supplier_raw.isdigit():
+            raise SettingsError(
+                f"DROPSHIP_SUPPLIER_ID must be a whole number, got {supplier_raw!r}."
+            )
+
+        api_url = _base_url("DROPSHIP_API_URL", get("DROPSHIP_API_URL") or DEFAULT_API_URL)
+        auth_url = _base_url("DROPSHIP_AUTH_URL", get("DROPSHIP_AUTH_URL") or DEFAULT_AUTH_URL)
+
+        access_token = get("DROPSHIP_ACCESS_TOKEN")
+        grant = {
+            name: get(name)
+            for name in (
+                "DROPSHIP_CLIENT_ID",
+                "DROPSHIP_CLIENT_SECRET",
+                "DROPSHIP_USERNAME",
+                "DROPSHIP_PASSWORD",
+            )
+        }
+        if access_token is None:
+            missing = [name for name, value in grant.items() if value is None]
+            if missing:
+                raise SettingsError(
+                    f"{missing[0]} is not set: the password grant needs DROPSHIP_CLIENT_ID, "
+                    "DROPSHIP_CLIENT_SECRET, DROPSHIP_USERNAME and DROPSHIP_PASSWORD "
+                    "(or set DROPSHIP_ACCESS_TOKEN)."
+                )
+
+        drop_url = get("DROPSHIP_DROP_URL") or "data/drop"
+        if drop_url.startswith("sftp:"):
+            parse_sftp_url(drop_url)  # raises SettingsError when malformed
+        elif "://" in drop_url:
+            raise SettingsError(
+                f"DROPSHIP_DROP_URL must be a local folder or sftp://user@host[:port]/path, "
+                f"got a {drop_url.split('://', 1)[0]}:// URL."
+            )
+
+        formats = tuple(
+            part.strip().lower()
+            for part in (get("DROPSHIP_EXPORT_FORMATS") or "csv").split(",")
+            if part.strip()
+        )
+        unknown = [part for part in formats if part not in EXPORT_FORMATS]
+        if not formats or unknown:
+            raise SettingsError(
+                f"DROPSHIP_EXPORT_FORMATS must be a comma list of csv and xlsx, "
+                f"got {get('DROPSHIP_EXPORT_FORMATS')!r}."
+            )
+
+        key_file = get("DROPSHIP_SFTP_KEY_FILE")
+        return cls(
+            supplier_id=int(supplier_raw),
+            api_url=api_url,
+            auth_url=auth_url,
+            client_id=grant["DROPSHIP_CLIENT_ID"],
+            client_secret=grant["DROPSHIP_CLIENT_SECRET"],
+            username=grant["DROPSHIP_USERNAME"],
+            password=grant["DROPSHIP_PASSWORD"],
+            access_token=access_token,
+            db_path=Path(get("DROPSHIP_DB") or "data/dropship.duckdb"),
+            snapshot_path=Path(get("DROPSHIP_SNAPSHOT") or "data/dropship_snapshot.duckdb"),
+            drop_url=drop_url,
+            sftp_password=get("DROPSHIP_SFTP_PASSWORD"),
+            sftp_key_file=Path(key_file).expanduser() if key_file else None,
+            sftp_known_hosts=Path(
+                get("DROPSHIP_SFTP_KNOWN_HOSTS") or "~/.ssh/known_hosts"
+            ).expanduser(),
+            orders_dir=_folder("DROPSHIP_ORDERS_DIR", get("DROPSHIP_ORDERS_DIR") or "orders"),
+            confirmations_dir=_folder(
+                "DROPSHIP_CONFIRMATIONS_DIR", get("DROPSHIP_CONFIRMATIONS_DIR") or "confirmations"
+            ),
+            export_formats=tuple(dict.fromkeys(formats)),
+            export_since=_since(get("DROPSHIP_EXPORT_SINCE")),
+        )
+
+
+def _base_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme == "https" and parts.hostname:
+        return value.rstrip("/")
+    if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
+        return value.rstrip("/")
+    raise SettingsError(
+        f"{name} must be an https:// URL (plain http:// only for 127.0.0.1, ::1 or localhost), "
+        f"got {value!r}."
+    )
+
+
+def parse_sftp_url(value: str) -> SftpTarget | None:
+    """Split ``sftp://user@host[:port]/base/path``; None when ``value`` is not an sftp URL."""
+    if not value.startswith("sftp:"):
+        return None
+    parts = urlsplit(value)
+    try:
+        port = parts.port or 22
+    except ValueError:
+        raise SettingsError(f"DROPSHIP_DROP_URL has a malformed port: {value!r}.") from None
+    if parts.scheme != "sftp" or not parts.hostname or not parts.username:
+        raise SettingsError(
+            f"DROPSHIP_DROP_URL must look like sftp://user@host[:port]/base/path, got {value!r}."
+        )
+    if parts.password:
+        raise SettingsError(
+            "DROPSHIP_DROP_URL must not carry a password: set DROPSHIP_SFTP_PASSWORD instead."
+        )
+    return SftpTarget(
+        user=unquote(parts.username),
+        host=parts.hostname,
+        port=port,
+        base_path=unquote(parts.path) or ".",
+    )
+
+
+def _folder(name: str, value: str) -> str:
+    cleaned = value.strip("/")
+    if not cleaned or any(part in ("", ".", "..") for part in cleaned.split("/")):
+        raise SettingsError(f"{name} must be a relative folder name without '..', got {value!r}.")
+    return cleaned
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
+        except ValueError:
+            raise SettingsError(
+                f"DROPSHIP_EXPORT_SINCE must be an ISO date such as 2026-01-31, got {value!r}."
+            ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
