@@ -1,0 +1,153 @@
+"""The ``dropship-pipeline`` command (CONTRACT.md section 2).
+
+Every command exits 0 on success and non-zero with a one-line reason on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from dropship_pipeline.errors import DropshipPipelineError
+
+log = logging.getLogger("dropship_pipeline")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="dropship-pipeline",
+        description="Bridge the iQmetrix Dropship service and a supplier's ERP and warehouse.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every remote call")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser(
+        "demo",
+        help="run the whole loop locally: simulated Dropship service, SFTP server, warehouse",
+        description="Run the whole loop on this machine with nothing configured.",
+    )
+    commands.add_parser(
+        "run",
+        help="one full headless cycle against the configured service",
+        description="Ingest the feed (and, as they land, export, acknowledge, confirm, send).",
+    )
+    simulator = commands.add_parser(
+        "simulator",
+        help="serve the simulated Dropship service on a local port",
+        description="Serve the simulated iQmetrix Dropship service on 127.0.0.1.",
+    )
+    from dropship_pipeline.simulator import cli as simulator_cli
+
+    simulator_cli.add_arguments(simulator)
+    commands.add_parser(
+        "serve",
+        help="serve the shipping-options API, its flat-rate backup and the webhook receiver",
+        description="Serve the shipping-options API (not built yet).",
+    )
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    _load_dotenv()
+    try:
+        if args.command == "run":
+            return run_command()
+        if args.command == "demo":
+            from dropship_pipeline.demo import run_demo
+
+            return run_demo()
+        if args.command == "simulator":
+            return simulator_cli.run(args)
+        raise NotImplementedError(
+            "serve is not built yet: the shipping-options service is a later issue."
+        )
+    except (DropshipPipelineError, NotImplementedError) as error:
+        print(f"dropship-pipeline {args.command}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load_dotenv() -> None:
+    env_file = Path.cwd() / ".env"
+    if env_file.is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(env_file, override=False)
+
+
+@contextmanager
+def _instance() -> Iterator[object]:
+    """The DAGSTER_HOME instance when set (runs are recorded there), else a temporary one."""
+    import dagster as dg
+
+    if os.environ.get("DAGSTER_HOME"):
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+    else:
+        with dg.DagsterInstance.ephemeral() as instance:
+            yield instance
+
+
+def run_command() -> int:
+    """One headless cycle through Dagster; prints a summary of each asset's metadata."""
+    from dropship_pipeline.settings import Settings
+
+    Settings.from_env()  # a bad setting stops here with its one-line reason
+
+    from dropship_pipeline.defs.definitions import PIPELINE_JOB, build_definitions
+
+    job = build_definitions().resolve_job_def(PIPELINE_JOB)
+    with _instance() as instance:
+        result = job.execute_in_process(
+            instance=instance,  # type: ignore[arg-type]
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+    for line in summarize(result):
+        print(line)
+    if result.success:
+        return 0
+    print(f"dropship-pipeline run: {failure_reason(result)}", file=sys.stderr)
+    return 1
+
+
+def summarize(result) -> list[str]:  # noqa: ANN001 - a Dagster ExecuteInProcessResult
+    lines = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.asset_materialization
+        if materialization is None:
+            continue
+        figures = ", ".join(
+            f"{key}={value.value}"
+            for key, value in materialization.metadata.items()
+            if isinstance(value.value, int | float | str)
+        )
+        lines.append(f"{materialization.asset_key.to_user_string()}: {figures}")
+    return lines
+
+
+def failure_reason(result) -> str:  # noqa: ANN001 - a Dagster ExecuteInProcessResult
+    """The message of our own error behind a failed step, without Dagster's wrapping."""
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        reason = "the step failed"
+        while error is not None:
+            message = error.message.strip()
+            prefix = f"{error.cls_name}: "
+            if error.cls_name and not error.cls_name.startswith("Dagster"):
+                reason = message.removeprefix(prefix)
+            error = error.cause
+        return f"step {event.step_key} failed: {reason}"
+    return "the run failed; see the Dagster logs."
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,639 @@
+"""The Dropship Notifications feed, read from bytes into the typed models.
+
+Every page is untrusted input. It is parsed by one prebuilt lxml parser with entities, DTD
+loading and network access off, with a resolver that refuses every external resource, and any
+document that declares a DTD is rejected outright. Anything that cannot be read into the models
+raises :class:`~dropship_pipeline.errors.FeedPageError` naming the page URL, and the entry id when
+there is one: the crawl stops at that page rather than skip it.
+
+The variations of the API reference (section 12) are accepted: the Atom and XML Schema instance
+namespaces in their ``http`` and ``https`` spellings, Dropship content in the
+``urn:iQmetrix:dropship`` namespace or in none, any child order, unknown elements, and content
+this version does not know (kept as an entry with ``event_type`` None and its raw XML).
+
+The parser walks children directly and maps full ``{namespace}local`` tags through dictionaries
+built for every spelling at import time: a page of 50 orders is read at several times the rate
+the rest of the ingest needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from io import BytesIO
+from typing import Any, Final, TypeVar
+from urllib.parse import unquote, urljoin
+
+from lxml import etree
+
+from dropship_pipeline.dropship.models import (
+    ORDER_CREATED,
+    ORDER_STATUS_UPDATED,
+    EventType,
+    FeedEntry,
+    FeedLinks,
+    FeedPage,
+    ItemStatusInfo,
+    Order,
+    OrderLine,
+    OrderStatusUpdated,
+)
+from dropship_pipeline.errors import FeedPageError
+
+__all__ = ["page_id_from_url", "parse_links", "parse_page"]
+
+logger = logging.getLogger(__name__)
+
+ATOM_NAMESPACES: Final = ("http://www.w3.org/2005/Atom", "https://www.w3.org/2005/Atom")
+XSI_NAMESPACES: Final = (
+    "http://www.w3.org/2001/XMLSchema-instance",
+    "https://www.w3.org/2001/XMLSchema-instance",
+)
+# The empty string stands for content written without any namespace.
+DROPSHIP_NAMESPACES: Final = ("urn:iQmetrix:dropship", "")
+
+# parse_links feeds the body in slices this big, so a page's header is read without the rest.
+_LINKS_CHUNK: Final = 4096
+
+_V = TypeVar("_V")
+
+
+def _tag(namespace: str, local: str) -> str:
+    return f"{{{namespace}}}{local}" if namespace else local
+
+
+def _tags(namespaces: Iterable[str], by_local: Mapping[str, _V]) -> dict[str, _V]:
+    """Key ``by_local`` by the full tag of every namespace spelling."""
+    return {_tag(ns, local): value for ns in namespaces for local, value in by_local.items()}
+
+
+def _atom(by_local: Mapping[str, _V]) -> dict[str, _V]:
+    return _tags(ATOM_NAMESPACES, by_local)
+
+
+def _dropship(by_local: Mapping[str, _V]) -> dict[str, _V]:
+    return _tags(DROPSHIP_NAMESPACES, by_local)
+
+
+_FEED_TAGS: Final = frozenset(_atom({"feed": None}))
+_ENTRY_TAGS: Final = frozenset(_atom({"entry": None}))
+_LINK_TAGS: Final = frozenset(_atom({"link": None}))
+_FEED_CHILD: Final = _atom({"id": "id", "updated": "updated", "link": "link", "entry": "entry"})
+_ENTRY_CHILD: Final = _atom(
+    {
+        "id": "id",
+        "title": "title",
+        "published": "published",
+        "updated": "updated",
+        "content": "content",
+    }
+)
+_NIL_ATTRIBUTES: Final = tuple(_tag(ns, "nil") for ns in XSI_NAMESPACES)
+
+_EVENT_TAGS: Final[dict[str, EventType]] = _dropship(
+    {"order-created": ORDER_CREATED, "order-status-updated": ORDER_STATUS_UPDATED}
+)
+_ITEMS_TAGS: Final = frozenset(_dropship({"items": None}))
+_ORDER_ITEM_TAGS: Final = frozenset(_dropship({"order-item": None}))
+_ITEM_INFORMATION_TAGS: Final = frozenset(_dropship({"item-information": None}))
+
+_ORDER_FIELD: Final = _dropship(
+    {
+        "order-id": "order_id",
+        "supplier-id": "supplier_id",
+        "ship-to-store": "ship_to_store",
+        "shipping-entity-id": "shipping_entity_id",
+        "shipping-method": "shipping_method",
+    }
+)
+_ORDER_GROUP: Final = _dropship(
+    {
+        "seller": _dropship(
+            {
+                "company-id": "seller_company_id",
+                "location-id": "seller_location_id",
+                "po-reference": "po_reference",
+                "printable-id": "printable_id",
+            }
+        ),
+        "shipping-customer": _dropship(
+            {
+                "customer-id": "customer_id",
+                "type": "customer_type",
+                "title": "title",
+                "primary-name": "primary_name",
+                "middle-name": "middle_name",
+                "family-name": "family_name",
+                "alternate-name": "alternate_name",
+                "notes": "customer_notes",
+            }
+        ),
+        "shipping-address": _dropship(
+            {
+                "address-id": "address_id",
+                "type": "address_type",
+                "attention-to": "attention_to",
+                "business-name": "business_name",
+                "street-address-1": "street_address_1",
+                "street-address-2": "street_address_2",
+                "post-office-box-number": "post_office_box_number",
+                "locality": "locality",
+                "region": "region",
+                "region-code": "region_code",
+                "postal-code": "postal_code",
+                "country": "country",
+                "country-code": "country_code",
+                "phone": "phone",
+                "notes": "address_notes",
+            }
+        ),
+    }
+)
+# Every Order field but `lines`, absent until the page says otherwise.
+_BLANK_ORDER: Final[dict[str, Any]] = dict.fromkeys(
+    [*_ORDER_FIELD.values(), *(name for group in _ORDER_GROUP.values() for name in group.values())]
+)
+# Ids are opaque, but padding around them is layout, not identity.
+_ORDER_ID_FIELDS: Final = (
+    "supplier_id",
+    "seller_company_id",
+    "seller_location_id",
+    "printable_id",
+    "shipping_entity_id",
+    "shipping_method",
+    "customer_id",
+    "address_id",
+)
+_LINE_FIELD: Final = _dropship(
+    {
+        "sku": "sku",
+        "catalog-id": "catalog_id",
+        "description": "description",
+        "quantity": "quantity",
+        "selling-price": "selling_price",
+    }
+)
+_STATUS_FIELD: Final = _dropship(
+    {"order-id": "order_id", "supplier-id": "supplier_id", "company-id": "company_id"}
+)
+_ITEM_STATUS_FIELD: Final = _dropship(
+    {
+        "sku": "sku",
+        "catalog-id": "catalog_id",
+        "status": "status",
+        "quantity": "quantity",
+        "tracking-info": "tracking_info",
+        "shipping-provider": "shipping_provider",
+        "info": "info",
+        "message": "message",
+    }
+)
+
+_LINK_FIELD: Final = {
+    "self": "self_url",
+    "current": "current_url",
+    "prev-archive": "prev_archive_url",
+    "next-archive": "next_archive_url",
+}
+_PAGE_IN_URL: Final = re.compile(r"/Pages\(([^()/?#]+)\)")
+_UUID_URN: Final = re.compile(r"urn:uuid:", re.IGNORECASE)
+_INTEGER: Final = re.compile(r"[+-]?[0-9]+")
+_DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+# Before the root element only the XML declaration, comments and processing instructions may
+# stand; an element start tag is any "<" not followed by "?" or "!".
+_ELEMENT_START: Final = re.compile(rb"<[^?!]")
+
+
+class _Unreadable(ValueError):
+    """A value or element that cannot be read into the models; becomes a FeedPageError."""
+
+
+class _ExternalResourceRefused(Exception):
+    """Raised by the resolver: a page asked the parser to load something from outside."""
+
+
+class _RefuseEverything(etree.Resolver):
+    """A resolver that refuses every external DTD, entity or document a page asks for.
+
+    With entity resolution and DTD loading off libxml2 should never ask, but an external
+    parameter entity is still fetched by some libxml2 versions; refusing here means no local
+    file and no URL is ever opened, whatever the library does by default.
+    """
+
+    def resolve(self, system_url: str, public_id: str, context: object) -> None:
+        raise _ExternalResourceRefused(f"the page refers to an external resource {system_url!r}")
+
+
+_PARSER_OPTIONS: Final[dict[str, Any]] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "attribute_defaults": False,
+    "huge_tree": False,
+    "remove_comments": True,
+    "remove_pis": True,
+    "collect_ids": False,
+}
+
+
+def _hardened_parser() -> etree.XMLParser:
+    parser = etree.XMLParser(**_PARSER_OPTIONS)
+    parser.resolvers.add(_RefuseEverything())
+    return parser
+
+
+# One parser for the process: lxml serialises concurrent use of a parser itself.
+_PARSER: Final = _hardened_parser()
+
+
+def page_id_from_url(url: str) -> str | None:
+    """Return the page id inside ``Pages(<id>)`` of a feed page URL, or None if it has none.
+
+    The id is returned as written (percent-decoded, surrounding whitespace removed); it is not
+    checked to be a GUID.
+    """
+    match = _PAGE_IN_URL.search(url)
+    if match is None:
+        return None
+    page_id = unquote(match.group(1)).strip()
+    return page_id or None
+
+
+def parse_page(body: bytes, url: str) -> FeedPage:
+    """Read a whole feed page: its links, id, ``updated`` and every entry, in document order.
+
+    ``url`` is where the page was fetched from; it becomes ``FeedPage.url``, resolves relative
+    link targets, and names the page in errors. ``page_id`` is the id in the ``self`` link's
+    ``Pages(...)``, else the feed ``<id>`` without its ``urn:uuid:`` prefix.
+
+    Raises FeedPageError when the body is not well-formed XML, declares a DTD, refers to an
+    external resource, has a root other than an Atom ``feed``, has no page id, or holds an
+    entry that cannot be read: no ``<id>``, an event without ``order-id``, or an integer,
+    decimal, boolean or timestamp that does not parse.
+    """
+    root = _parse_document(body, url)
+
+    feed_id: str | None = None
+    updated_text: str | None = None
+    links: dict[str, str] = {}
+    entries: list[FeedEntry] = []
+    for child in root:
+        kind = _FEED_CHILD.get(child.tag)
+        if kind == "entry":
+            entries.append(_read_entry(child, url, len(entries) + 1))
+        elif kind == "link":
+            _collect_link(child, url, links)
+        elif kind == "id" and feed_id is None:
+            feed_id = child.text
+        elif kind == "updated" and updated_text is None:
+            updated_text = child.text
+
+    page_links = _links(links)
+    page_id = _page_id(page_links, feed_id)
+    if page_id is None:
+        raise FeedPageError(url, "the page has no self link with Pages(...) and no feed <id>")
+    try:
+        updated = None if updated_text is None else _timestamp(updated_text, "feed updated")
+    except _Unreadable as exc:
+        raise FeedPageError(url, str(exc)) from None
+
+    logger.debug("Parsed feed page %s: %d entries", url, len(entries))
+    return FeedPage(
+        url=url, page_id=page_id, updated=updated, links=page_links, entries=tuple(entries)
+    )
+
+
+def parse_links(body: bytes, url: str) -> FeedLinks:
+    """Read only the feed-level ``<link>`` elements, stopping at the first ``<entry>``.
+
+    The service writes its links before its entries, so on its pages this returns what
+    :func:`parse_page` returns, without reading the entries; a body cut off anywhere after the
+    first ``<entry>`` tag is fine. Links written after an entry are not seen. Hostile or
+    malformed input before that point, a non-feed root, or a body that ends before an entry
+    and is not a complete document raise FeedPageError.
+    """
+    if _declares_dtd(body):
+        raise FeedPageError(url, "the page declares a DTD, which feed pages never do")
+    parser = etree.XMLPullParser(events=("start",), **_PARSER_OPTIONS)
+    parser.resolvers.add(_RefuseEverything())
+
+    links: dict[str, str] = {}
+    root: etree._Element | None = None
+    stream = BytesIO(body)
+    try:
+        while chunk := stream.read(_LINKS_CHUNK):
+            parser.feed(chunk)
+            for _event, element in parser.read_events():
+                if root is None:
+                    root = element
+                    _check_root(root, url)
+                elif element.tag in _ENTRY_TAGS and element.getparent() is root:
+                    return _links(links)
+                elif element.tag in _LINK_TAGS and element.getparent() is root:
+                    _collect_link(element, url, links)
+        # No entry at all: only a complete document proves no link was cut off.
+        parser.close()
+    except (etree.XMLSyntaxError, _ExternalResourceRefused) as exc:
+        raise FeedPageError(url, f"the page is not well-formed XML: {exc}") from None
+    if root is None:
+        raise FeedPageError(url, "the page has no root element")
+    return _links(links)
+
+
+def _parse_document(body: bytes, url: str) -> etree._Element:
+    """Parse ``body`` with the hardened parser and return its Atom ``feed`` root."""
+    if _declares_dtd(body):
+        raise FeedPageError(url, "the page declares a DTD, which feed pages never do")
+    try:
+        root = etree.fromstring(body, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise FeedPageError(url, f"the page is not well-formed XML: {exc}") from None
+    except _ExternalResourceRefused as exc:
+        raise FeedPageError(url, str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise FeedPageError(url, f"the page body cannot be parsed: {exc}") from None
+    # The byte scan cannot see a DTD in a UTF-16 body; the parsed document always can.
+    if root.getroottree().docinfo.internalDTD is not None:
+        raise FeedPageError(url, "the page declares a DTD, which feed pages never do")
+    _check_root(root, url)
+    return root
+
+
+def _declares_dtd(body: bytes) -> bool:
+    """Tell whether an ASCII-compatible body has a DOCTYPE before its root element."""
+    at = body.find(b"<!DOCTYPE")
+    if at < 0:
+        return False
+    # Past the root element's start tag the same bytes can only sit in a comment or CDATA.
+    return _ELEMENT_START.search(body, 0, at) is None
+
+
+def _check_root(root: etree._Element, url: str) -> None:
+    if root.tag not in _FEED_TAGS:
+        raise FeedPageError(url, f"the root element is {root.tag!r}, not an Atom feed")
+
+
+def _collect_link(link: etree._Element, url: str, links: dict[str, str]) -> None:
+    """Record a feed ``<link>`` whose rel the crawl uses; the first of each rel wins."""
+    field = _LINK_FIELD.get((link.get("rel") or "alternate").strip())
+    href = link.get("href")
+    if field is None or field in links or not href or not href.strip():
+        return
+    href = href.strip()
+    # RFC 4287 allows relative references; the service writes absolute ones.
+    links[field] = href if "://" in href else urljoin(url, href)
+
+
+def _links(links: dict[str, str]) -> FeedLinks:
+    return FeedLinks(
+        self_url=links.get("self_url"),
+        current_url=links.get("current_url"),
+        prev_archive_url=links.get("prev_archive_url"),
+        next_archive_url=links.get("next_archive_url"),
+    )
+
+
+def _page_id(links: FeedLinks, feed_id: str | None) -> str | None:
+    if links.self_url is not None:
+        from_self = page_id_from_url(links.self_url)
+        if from_self is not None:
+            return from_self
+    if feed_id is None:
+        return None
+    return _UUID_URN.sub("", feed_id.strip(), count=1).strip() or None
+
+
+def _read_entry(entry: etree._Element, url: str, position: int) -> FeedEntry:
+    """Read one ``<entry>``; ``position`` (from 1) names it in errors when it has no id."""
+    entry_id: str | None = None
+    title: str | None = None
+    published_text: str | None = None
+    updated_text: str | None = None
+    content: etree._Element | None = None
+    for child in entry:
+        kind = _ENTRY_CHILD.get(child.tag)
+        if kind is None:
+            continue
+        text = child.text
+        if text is None and not _is_nil(child):
+            text = ""
+        if kind == "id":
+            entry_id = text
+        elif kind == "title":
+            title = text
+        elif kind == "published":
+            published_text = text
+        elif kind == "updated":
+            updated_text = text
+        else:
+            content = child
+
+    entry_id = entry_id.strip() if entry_id else ""
+    if not entry_id:
+        raise FeedPageError(url, f"entry {position} of the page has no <id>")
+
+    event_type: EventType | None = None
+    order: Order | None = None
+    status_update: OrderStatusUpdated | None = None
+    try:
+        published = None if published_text is None else _timestamp(published_text, "published")
+        updated = None if updated_text is None else _timestamp(updated_text, "updated")
+        if content is not None:
+            for event in content:
+                event_type = _EVENT_TAGS.get(event.tag)
+                if event_type == ORDER_CREATED:
+                    order = _read_order(event)
+                    break
+                if event_type == ORDER_STATUS_UPDATED:
+                    status_update = _read_status_update(event)
+                    break
+    except _Unreadable as exc:
+        raise FeedPageError(url, f"entry {entry_id}: {exc}") from None
+    if event_type is None:
+        logger.debug("Feed entry %s holds content this version does not read", entry_id)
+
+    return FeedEntry(
+        entry_id=entry_id,
+        event_type=event_type,
+        title=title,
+        published=published,
+        updated=updated,
+        content_xml=etree.tostring(entry, encoding="unicode", with_tail=False),
+        order=order,
+        status_update=status_update,
+    )
+
+
+def _read_order(event: etree._Element) -> Order:
+    values = dict(_BLANK_ORDER)
+    lines: tuple[OrderLine, ...] = ()
+    for child in event:
+        tag = child.tag
+        name = _ORDER_FIELD.get(tag)
+        if name is not None:
+            text = child.text
+            if text is None and not _is_nil(child):
+                text = ""
+            values[name] = text
+            continue
+        group = _ORDER_GROUP.get(tag)
+        if group is not None:
+            for leaf in child:
+                name = group.get(leaf.tag)
+                if name is not None:
+                    text = leaf.text
+                    if text is None and not _is_nil(leaf):
+                        text = ""
+                    values[name] = text
+        elif tag in _ITEMS_TAGS:
+            lines = _read_order_lines(child)
+
+    order_id = values.pop("order_id")
+    order_id = order_id.strip() if order_id else ""
+    if not order_id:
+        raise _Unreadable("order-created has no order-id")
+    for name in _ORDER_ID_FIELDS:
+        value = values[name]
+        if value:
+            values[name] = value.strip()
+    ship_to_store = values["ship_to_store"]
+    if ship_to_store is not None:
+        values["ship_to_store"] = _boolean(ship_to_store, "ship-to-store")
+    return Order(order_id=order_id, lines=lines, **values)
+
+
+def _read_order_lines(items: etree._Element) -> tuple[OrderLine, ...]:
+    lines: list[OrderLine] = []
+    for item in items:
+        if item.tag not in _ORDER_ITEM_TAGS:
+            continue
+        fields: dict[str, str | None] = {}
+        for leaf in item:
+            name = _LINE_FIELD.get(leaf.tag)
+            if name is not None:
+                text = leaf.text
+                if text is None and not _is_nil(leaf):
+                    text = ""
+                fields[name] = text
+        line_number = len(lines) + 1
+        quantity = fields.get("quantity")
+        price = fields.get("selling_price")
+        catalog_id = fields.get("catalog_id")
+        where = f"order-item {line_number}"
+        lines.append(
+            OrderLine(
+                line_number=line_number,
+                sku=fields.get("sku"),
+                catalog_id=catalog_id.strip() if catalog_id else catalog_id,
+                description=fields.get("description"),
+                quantity=None if quantity is None else _integer(quantity, f"{where} quantity"),
+                selling_price=None if price is None else _decimal(price, f"{where} selling-price"),
+            )
+        )
+    return tuple(lines)
+
+
+def _read_status_update(event: etree._Element) -> OrderStatusUpdated:
+    values: dict[str, str | None] = {}
+    items: list[ItemStatusInfo] = []
+    for child in event:
+        tag = child.tag
+        name = _STATUS_FIELD.get(tag)
+        if name is not None:
+            text = child.text
+            if text is None and not _is_nil(child):
+                text = ""
+            values[name] = text.strip() if text else text
+        elif tag in _ITEMS_TAGS:
+            for info in child:
+                if info.tag in _ITEM_INFORMATION_TAGS:
+                    items.append(_read_item_status(info, len(items) + 1))
+
+    order_id = values.get("order_id")
+    if not order_id:
+        raise _Unreadable("order-status-updated has no order-id")
+    return OrderStatusUpdated(
+        order_id=order_id,
+        supplier_id=values.get("supplier_id"),
+        company_id=values.get("company_id"),
+        items=tuple(items),
+    )
+
+
+def _read_item_status(info: etree._Element, position: int) -> ItemStatusInfo:
+    fields: dict[str, str | None] = {}
+    for leaf in info:
+        name = _ITEM_STATUS_FIELD.get(leaf.tag)
+        if name is not None:
+            text = leaf.text
+            if text is None and not _is_nil(leaf):
+                text = ""
+            fields[name] = text
+    quantity = fields.get("quantity")
+    catalog_id = fields.get("catalog_id")
+    return ItemStatusInfo(
+        sku=fields.get("sku"),
+        catalog_id=catalog_id.strip() if catalog_id else catalog_id,
+        status=fields.get("status"),
+        quantity=(
+            None
+            if quantity is None
+            else _integer(quantity, f"item-information {position} quantity")
+        ),
+        tracking_info=fields.get("tracking_info"),
+        shipping_provider=fields.get("shipping_provider"),
+        info=fields.get("info"),
+        message=fields.get("message"),
+    )
+
+
+def _is_nil(element: etree._Element) -> bool:
+    """Tell whether an element carries ``nil="true"`` in either XML Schema instance spelling."""
+    for attribute in _NIL_ATTRIBUTES:
+        value = element.get(attribute)
+        if value is not None:
+            return value.strip() in ("true", "1")
+    return False
+
+
+def _integer(text: str, what: str) -> int:
+    stripped = text.strip()
+    # int() alone would also take "1_000" and non-ASCII digits.
+    if _INTEGER.fullmatch(stripped) is None:
+        raise _Unreadable(f"{what} {text!r} is not an integer")
+    return int(stripped)
+
+
+def _decimal(text: str, what: str) -> Decimal:
+    stripped = text.strip()
+    # Decimal() alone would also take "NaN", "Infinity", exponents and underscores.
+    if _DECIMAL.fullmatch(stripped) is None:
+        raise _Unreadable(f"{what} {text!r} is not a decimal number")
+    return Decimal(stripped)
+
+
+def _boolean(text: str, what: str) -> bool:
+    folded = text.strip().lower()
+    if folded in ("true", "1"):
+        return True
+    if folded in ("false", "0"):
+        return False
+    raise _Unreadable(f"{what} {text!r} is not true or false")
+
+
+def _timestamp(text: str, what: str) -> datetime:
+    """Read an RFC 3339 timestamp as an aware UTC datetime; one without offset is taken as UTC.
+
+    Fractions longer than microseconds (.NET writes seven digits) are cut to microseconds.
+    """
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise _Unreadable(f"{what} {text!r} is not a timestamp") from None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -1,0 +1,1 @@
+"""DuckDB: schema and migrations, the inbox (events, orders, lines) and what builds on it."""

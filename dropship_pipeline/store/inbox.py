@@ -1,0 +1,345 @@
+"""The inbox: feed pages, their entries, and the orders and lines they carry, loaded set-based.
+
+:func:`store_pages` writes a batch of parsed pages in one transaction together with the crawl's
+position (the ``feed_pages`` rows), so a crash leaves either all of a batch or none of it.
+Entries are deduplicated by entry id and orders by order id, so every input can arrive twice.
+An order's and its lines' status follow the feed's ``order-status-updated`` entries, rebuilt
+from all of them by publication time, so the order in which entries arrive does not matter.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+
+from dropship_pipeline.dropship.atom import page_id_from_url
+from dropship_pipeline.dropship.models import (
+    ORDER_CREATED,
+    ORDER_STATUS_UPDATED,
+    FeedEntry,
+    FeedPage,
+    Order,
+    OrderStatus,
+)
+from dropship_pipeline.store.db import transaction
+
+_TS = pa.timestamp("us", tz="UTC")
+_ORDER_FIELDS = [f.name for f in fields(Order) if f.name != "lines"]
+_ORDER_GETTERS = [operator.attrgetter(name) for name in _ORDER_FIELDS]
+
+_EVENTS_SCHEMA = pa.schema(
+    [
+        ("pos", pa.int64()),
+        ("entry_id", pa.string()),
+        ("event_type", pa.string()),
+        ("order_id", pa.string()),
+        ("title", pa.string()),
+        ("published", _TS),
+        ("updated", _TS),
+        ("page_id", pa.string()),
+        ("content_xml", pa.string()),
+    ]
+)
+_ORDERS_SCHEMA = pa.schema(
+    [("pos", pa.int64()), ("entry_id", pa.string()), ("created_at", _TS)]
+    + [(name, pa.bool_() if name == "ship_to_store" else pa.string()) for name in _ORDER_FIELDS]
+)
+_ITEMS_SCHEMA = pa.schema(
+    [
+        ("entry_id", pa.string()),
+        ("order_id", pa.string()),
+        ("line_number", pa.int32()),
+        ("sku", pa.string()),
+        ("catalog_id", pa.string()),
+        ("description", pa.string()),
+        ("quantity", pa.int64()),
+        ("selling_price", pa.decimal128(18, 4)),
+    ]
+)
+_STATUSES_SCHEMA = pa.schema(
+    [
+        ("pos", pa.int64()),
+        ("entry_id", pa.string()),
+        ("position", pa.int32()),
+        ("order_id", pa.string()),
+        ("sku", pa.string()),
+        ("catalog_id", pa.string()),
+        ("status", pa.string()),
+        ("quantity", pa.int64()),
+        ("tracking_info", pa.string()),
+        ("shipping_provider", pa.string()),
+        ("info", pa.string()),
+        ("message", pa.string()),
+        ("published", _TS),
+    ]
+)
+
+_STATUS_CODES = {status.name: int(status) for status in OrderStatus}
+
+
+@dataclass
+class IngestCounts:
+    """What a crawl or a batch did; the same figures go to logs and Dagster metadata."""
+
+    pages_read: int = 0
+    events_new: int = 0
+    events_duplicate: int = 0
+    orders_new: int = 0
+    orders_duplicate: int = 0
+    status_events_new: int = 0
+
+    def add(self, other: IngestCounts) -> None:
+        for name in vars(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def complete_page_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The ids of archive pages already stored whole; the crawl never fetches them again."""
+    return {row[0] for row in con.execute("SELECT page_id FROM feed_pages WHERE complete")}
+
+
+def store_pages(
+    con: duckdb.DuckDBPyConnection,
+    pages: Sequence[FeedPage],
+    *,
+    complete: Sequence[bool],
+    received_at: datetime | None = None,
+) -> IngestCounts:
+    """Store ``pages`` (oldest first) and mark each complete or not, in one transaction."""
+    received_at = received_at or datetime.now(UTC)
+    counts = IngestCounts(pages_read=len(pages))
+    entries = [(page.page_id, entry) for page in pages for entry in page.entries]
+    tables = _batch_tables(entries)
+
+    with transaction(con):
+        con.register("batch_events", tables["events"])
+        con.register("batch_orders", tables["orders"])
+        con.register("batch_items", tables["items"])
+        con.register("batch_statuses", tables["statuses"])
+        try:
+            new_types = _insert_events(con, received_at)
+            counts.events_new = len(new_types)
+            counts.status_events_new = new_types.count(ORDER_STATUS_UPDATED)
+            counts.events_duplicate = len(entries) - counts.events_new
+            created = tables["orders"].num_rows
+            counts.orders_new = _insert_orders(con, received_at)
+            counts.orders_duplicate = created - counts.orders_new
+            _insert_statuses(con)
+            _apply_statuses(con)
+        finally:
+            for name in ("batch_events", "batch_orders", "batch_items", "batch_statuses"):
+                con.unregister(name)
+        for page, is_complete in zip(pages, complete, strict=True):
+            _record_page(con, page, is_complete, received_at)
+    return counts
+
+
+def _batch_tables(entries: Iterable[tuple[str, FeedEntry]]) -> dict[str, pa.Table]:
+    events: dict[str, list] = {name: [] for name in _EVENTS_SCHEMA.names}
+    orders: list[tuple[int, FeedEntry, Order]] = []
+    items: dict[str, list] = {name: [] for name in _ITEMS_SCHEMA.names}
+    statuses: dict[str, list] = {name: [] for name in _STATUSES_SCHEMA.names}
+
+    for pos, (page_id, entry) in enumerate(entries):
+        events["pos"].append(pos)
+        events["entry_id"].append(entry.entry_id)
+        events["event_type"].append(entry.event_type)
+        events["order_id"].append(entry.order_id)
+        events["title"].append(entry.title)
+        events["published"].append(entry.published)
+        events["updated"].append(entry.updated)
+        events["page_id"].append(page_id)
+        events["content_xml"].append(entry.content_xml)
+        if entry.order is not None and entry.event_type == ORDER_CREATED:
+            order = entry.order
+            orders.append((pos, entry, order))
+            for line in order.lines:
+                items["entry_id"].append(entry.entry_id)
+                items["order_id"].append(order.order_id)
+                items["line_number"].append(line.line_number)
+                items["sku"].append(line.sku)
+                items["catalog_id"].append(line.catalog_id)
+                items["description"].append(line.description)
+                items["quantity"].append(line.quantity)
+                items["selling_price"].append(line.selling_price)
+        elif entry.status_update is not None:
+            update = entry.status_update
+            for position, item in enumerate(update.items):
+                statuses["pos"].append(pos)
+                statuses["entry_id"].append(entry.entry_id)
+                statuses["position"].append(position)
+                statuses["order_id"].append(update.order_id)
+                statuses["sku"].append(item.sku)
+                statuses["catalog_id"].append(item.catalog_id)
+                statuses["status"].append(item.status)
+                statuses["quantity"].append(item.quantity)
+                statuses["tracking_info"].append(item.tracking_info)
+                statuses["shipping_provider"].append(item.shipping_provider)
+                statuses["info"].append(item.info)
+                statuses["message"].append(item.message)
+                statuses["published"].append(entry.published)
+
+    order_columns: dict[str, list] = {
+        "pos": [pos for pos, _, _ in orders],
+        "entry_id": [entry.entry_id for _, entry, _ in orders],
+        "created_at": [entry.published for _, entry, _ in orders],
+    }
+    order_values = [order for _, _, order in orders]
+    for name, getter in zip(_ORDER_FIELDS, _ORDER_GETTERS, strict=True):
+        order_columns[name] = [getter(order) for order in order_values]
+
+    return {
+        "events": pa.table(events, schema=_EVENTS_SCHEMA),
+        "orders": pa.table(order_columns, schema=_ORDERS_SCHEMA),
+        "items": pa.table(items, schema=_ITEMS_SCHEMA),
+        "statuses": pa.table(statuses, schema=_STATUSES_SCHEMA),
+    }
+
+
+def _insert_events(con: duckdb.DuckDBPyConnection, received_at: datetime) -> list[str | None]:
+    """Insert the batch's new entries; return the event type of each one inserted."""
+    # An entry seen twice in one batch keeps its first (oldest) occurrence.
+    rows = con.execute(
+        """
+        INSERT INTO feed_events
+        SELECT b.entry_id, b.event_type, b.order_id, b.title, b.published, b.updated,
+               b.page_id, b.content_xml, ?,
+               (SELECT coalesce(max(seq), 0) FROM feed_events) + b.pos + 1
+        FROM batch_events b
+        WHERE NOT EXISTS (SELECT 1 FROM feed_events f WHERE f.entry_id = b.entry_id)
+        QUALIFY row_number() OVER (PARTITION BY b.entry_id ORDER BY b.pos) = 1
+        RETURNING event_type
+        """,
+        [received_at],
+    ).fetchall()
+    return [event_type for (event_type,) in rows]
+
+
+def _insert_orders(con: duckdb.DuckDBPyConnection, received_at: datetime) -> int:
+    columns = ", ".join(_ORDER_FIELDS)
+    selected = ", ".join(f"b.{name}" for name in _ORDER_FIELDS)
+    # The first order-created entry of an order wins; later copies (re-deliveries under a new
+    # entry id) are kept in feed_events only.
+    row = con.execute(
+        f"""
+        INSERT INTO orders ({columns}, created_at, created_entry_id, received_at)
+        SELECT {selected}, b.created_at, b.entry_id, ?
+        FROM batch_orders b
+        WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = b.order_id)
+        QUALIFY row_number() OVER (PARTITION BY b.order_id ORDER BY b.pos) = 1
+        """,
+        [received_at],
+    ).fetchone()
+    inserted = int(row[0]) if row else 0
+    if inserted:
+        con.execute(
+            """
+            INSERT INTO order_items (order_id, line_number, sku, catalog_id, description,
+                                     quantity, selling_price)
+            SELECT i.order_id, i.line_number, i.sku, i.catalog_id, i.description,
+                   i.quantity, i.selling_price
+            FROM batch_items i
+            JOIN orders o ON o.order_id = i.order_id AND o.created_entry_id = i.entry_id
+            WHERE NOT EXISTS (
+                SELECT 1 FROM order_items x
+                WHERE x.order_id = i.order_id AND x.line_number = i.line_number
+            )
+            """
+        )
+    return inserted
+
+
+def _insert_statuses(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        INSERT INTO feed_item_statuses
+        SELECT s.entry_id, s.position, s.order_id, s.sku, s.catalog_id, s.status, s.quantity,
+               s.tracking_info, s.shipping_provider, s.info, s.message, s.published,
+               e.seq
+        FROM batch_statuses s
+        JOIN feed_events e ON e.entry_id = s.entry_id
+        WHERE NOT EXISTS (
+            SELECT 1 FROM feed_item_statuses x
+            WHERE x.entry_id = s.entry_id AND x.position = s.position
+        )
+        QUALIFY row_number() OVER (PARTITION BY s.entry_id, s.position ORDER BY s.pos) = 1
+        """
+    )
+
+
+def _apply_statuses(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring the lines and orders touched by this batch in line with the newest status entries."""
+    touched = """
+        SELECT order_id FROM batch_statuses
+        UNION SELECT order_id FROM batch_orders
+    """
+    con.execute(
+        f"""
+        UPDATE order_items AS i
+        SET status = latest.status,
+            tracking_info = latest.tracking_info,
+            shipping_provider = latest.shipping_provider,
+            status_updated_at = latest.published
+        FROM (
+            SELECT order_id, sku,
+                   arg_max(status, (published, seq)) AS status,
+                   arg_max(tracking_info, (published, seq)) AS tracking_info,
+                   arg_max(shipping_provider, (published, seq)) AS shipping_provider,
+                   max(published) AS published
+            FROM feed_item_statuses
+            WHERE order_id IN ({touched}) AND status IS NOT NULL
+            GROUP BY order_id, sku
+        ) AS latest
+        WHERE i.order_id = latest.order_id AND i.sku = latest.sku
+        """
+    )
+    codes = " ".join(f"WHEN '{name}' THEN {code}" for name, code in _STATUS_CODES.items())
+    con.execute(
+        f"""
+        UPDATE orders AS o
+        SET status = derived.status,
+            status_code = CASE derived.status {codes} ELSE 8 END,
+            status_updated_at = derived.updated_at
+        FROM (
+            SELECT order_id,
+                   CASE
+                       WHEN count(DISTINCT status) = 1 THEN any_value(status)
+                       WHEN bool_or(status IN ('Shipped', 'PartiallyShipped'))
+                           THEN 'PartiallyShipped'
+                       ELSE arg_max(status, status_updated_at)
+                   END AS status,
+                   max(status_updated_at) AS updated_at
+            FROM order_items
+            WHERE order_id IN ({touched}) AND status_updated_at IS NOT NULL
+            GROUP BY order_id
+        ) AS derived
+        WHERE o.order_id = derived.order_id
+        """
+    )
+
+
+def _record_page(
+    con: duckdb.DuckDBPyConnection, page: FeedPage, complete: bool, received_at: datetime
+) -> None:
+    links = page.links
+    prev_id = page_id_from_url(links.prev_archive_url) if links.prev_archive_url else None
+    next_id = page_id_from_url(links.next_archive_url) if links.next_archive_url else None
+    # A page once complete stays complete: an archive never changes.
+    con.execute(
+        """
+        INSERT INTO feed_pages VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (page_id) DO UPDATE SET
+            url = excluded.url,
+            prev_page_id = excluded.prev_page_id,
+            next_page_id = coalesce(excluded.next_page_id, feed_pages.next_page_id),
+            entry_count = excluded.entry_count,
+            complete = feed_pages.complete OR excluded.complete,
+            fetched_at = excluded.fetched_at
+        """,
+        [page.page_id, page.url, prev_id, next_id, len(page.entries), complete, received_at],
+    )

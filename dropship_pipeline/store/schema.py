@@ -1,0 +1,123 @@
+"""The schema, as numbered migrations. A migration once released is never edited: add one.
+
+Column names of the analyst-facing tables are fixed by CONTRACT.md section 3. Times are
+TIMESTAMPTZ in UTC; ids, SKUs and tracking numbers are VARCHAR.
+"""
+
+from __future__ import annotations
+
+_FEED = [
+    # One row per feed page seen. `complete` pages are archives, which never change: the crawl
+    # stops walking back at the first one. The current page is stored with complete = false.
+    """
+    CREATE TABLE feed_pages (
+        page_id VARCHAR PRIMARY KEY,
+        url VARCHAR NOT NULL,
+        prev_page_id VARCHAR,
+        next_page_id VARCHAR,
+        entry_count INTEGER NOT NULL,
+        complete BOOLEAN NOT NULL,
+        fetched_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE feed_events (
+        entry_id VARCHAR PRIMARY KEY,
+        event_type VARCHAR,
+        order_id VARCHAR,
+        title VARCHAR,
+        published TIMESTAMPTZ,
+        updated TIMESTAMPTZ,
+        page_id VARCHAR NOT NULL,
+        content_xml VARCHAR NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL,
+        seq BIGINT NOT NULL
+    )
+    """,
+    "CREATE SEQUENCE feed_event_seq START 1",
+    """
+    CREATE TABLE orders (
+        order_id VARCHAR PRIMARY KEY,
+        supplier_id VARCHAR,
+        seller_company_id VARCHAR,
+        seller_location_id VARCHAR,
+        po_reference VARCHAR,
+        printable_id VARCHAR,
+        ship_to_store BOOLEAN,
+        shipping_method VARCHAR,
+        shipping_entity_id VARCHAR,
+        customer_id VARCHAR,
+        customer_type VARCHAR,
+        title VARCHAR,
+        primary_name VARCHAR,
+        middle_name VARCHAR,
+        family_name VARCHAR,
+        alternate_name VARCHAR,
+        customer_notes VARCHAR,
+        address_id VARCHAR,
+        address_type VARCHAR,
+        attention_to VARCHAR,
+        business_name VARCHAR,
+        street_address_1 VARCHAR,
+        street_address_2 VARCHAR,
+        post_office_box_number VARCHAR,
+        locality VARCHAR,
+        region VARCHAR,
+        region_code VARCHAR,
+        postal_code VARCHAR,
+        country VARCHAR,
+        country_code VARCHAR,
+        phone VARCHAR,
+        address_notes VARCHAR,
+        created_at TIMESTAMPTZ,
+        created_entry_id VARCHAR NOT NULL,
+        status VARCHAR NOT NULL DEFAULT 'PendingSupplier',
+        status_code INTEGER NOT NULL DEFAULT 0,
+        status_updated_at TIMESTAMPTZ,
+        exported_at TIMESTAMPTZ,
+        acknowledged_at TIMESTAMPTZ,
+        received_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE order_items (
+        order_id VARCHAR NOT NULL,
+        line_number INTEGER NOT NULL,
+        sku VARCHAR,
+        catalog_id VARCHAR,
+        description VARCHAR,
+        quantity INTEGER,
+        selling_price DECIMAL(18, 4),
+        status VARCHAR NOT NULL DEFAULT 'PendingSupplier',
+        shipped_quantity INTEGER NOT NULL DEFAULT 0,
+        tracking_info VARCHAR,
+        shipping_provider VARCHAR,
+        status_updated_at TIMESTAMPTZ,
+        PRIMARY KEY (order_id, line_number)
+    )
+    """,
+    # The items of every order-status-updated entry, so that an order's state can be rebuilt
+    # from the feed in any order of arrival.
+    """
+    CREATE TABLE feed_item_statuses (
+        entry_id VARCHAR NOT NULL,
+        position INTEGER NOT NULL,
+        order_id VARCHAR NOT NULL,
+        sku VARCHAR,
+        catalog_id VARCHAR,
+        status VARCHAR,
+        quantity INTEGER,
+        tracking_info VARCHAR,
+        shipping_provider VARCHAR,
+        info VARCHAR,
+        message VARCHAR,
+        published TIMESTAMPTZ,
+        seq BIGINT NOT NULL,
+        PRIMARY KEY (entry_id, position)
+    )
+    """,
+]
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "feed inbox: pages, events, orders, order items, item statuses", _FEED),
+]
