@@ -55,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # httpx logs every request's full URL at INFO; our client logs one line per call itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     _load_dotenv()
     try:
         if args.command == "run":

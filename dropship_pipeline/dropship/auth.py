@@ -21,6 +21,7 @@ from dropship_pipeline.dropship.client import (
     DEFAULT_RETRY,
     RetryingSender,
     RetryPolicy,
+    require_secure_url,
     server_message,
 )
 from dropship_pipeline.errors import DropshipApiError, DropshipAuthError
@@ -105,9 +106,10 @@ class PasswordGrant:
     lock, so threads share one token and never race two grants. The token endpoint is retried
     with the same :class:`RetryPolicy` as the API.
 
-    Raises DropshipAuthError (from ``token()``) when the endpoint refuses the credentials (400
-    or 401), DropshipApiError for any other unexpected answer, and DropshipUnavailableError when
-    transient failures outlast the policy.
+    ``auth_url`` must be ``https://`` (plain ``http://`` only on a loopback host), else the
+    constructor raises ValueError. ``token()`` raises DropshipAuthError when the endpoint
+    refuses the credentials (400 or 401), DropshipApiError for any other unexpected answer, and
+    DropshipUnavailableError when transient failures outlast the policy.
     """
 
     def __init__(
@@ -124,7 +126,7 @@ class PasswordGrant:
         retry: RetryPolicy = DEFAULT_RETRY,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.token_url = f"{auth_url.rstrip('/')}/oauth2/token"
+        self.token_url = f"{require_secure_url('auth_url', auth_url)}/oauth2/token"
         self.client_id = client_id
         self._client_secret = client_secret
         self._username = username

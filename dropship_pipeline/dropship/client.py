@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import httpx
 
@@ -30,6 +30,7 @@ from dropship_pipeline.dropship.models import (
     StatusUpdateReceipt,
 )
 from dropship_pipeline.errors import DropshipApiError, DropshipUnavailableError, SettingsError
+from dropship_pipeline.settings import LOOPBACK_HOSTS
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -46,9 +47,9 @@ JSON = "application/json"
 MESSAGE_LIMIT = 300
 PUT_SUCCESS = frozenset({200, 202, 204})
 
-# Local mistakes and unsupported URLs fail the same way on every attempt; only failures that
-# can clear up by themselves are worth another try.
-_NOT_TRANSIENT = (httpx.LocalProtocolError, httpx.UnsupportedProtocol)
+# Local mistakes, unsupported URLs and undecodable bodies fail the same way on every attempt;
+# only failures that can clear up by themselves are worth another try.
+_NOT_TRANSIENT = (httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.DecodingError)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _RESET_STAMP = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?"
@@ -230,6 +231,7 @@ class RetryingSender:
         attempt = 0
         failures = 0
         last_problem = "no answer"
+        last_status: int | None = None
 
         while True:
             self._wait_for_rate_limit()
@@ -246,6 +248,7 @@ class RetryingSender:
             except httpx.TransportError as exc:
                 self._log(request, type(exc).__name__, sent_at, attempt)
                 failures += 1
+                last_status = None
                 last_problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 delay = policy.backoff(failures)
             else:
@@ -258,6 +261,7 @@ class RetryingSender:
                     self._note_rate_limit(response)
                     return response
                 failures += 1
+                last_status = status
                 last_problem = f"HTTP {status}"
                 detail = server_message(response, limit=120)
                 if detail:
@@ -274,6 +278,7 @@ class RetryingSender:
                     f"{call} failed after {attempt} attempts in {elapsed:.1f} s, last with "
                     f"{last_problem}: the Dropship service is unreachable or overloaded, "
                     "try again later.",
+                    status_code=last_status,
                 )
             self._sleep(delay)
 
@@ -313,6 +318,19 @@ class RetryingSender:
         )
 
 
+def require_secure_url(name: str, url: str) -> httpx.URL:
+    """Parse a base URL that credentials will be sent to: ``https://``, or plain ``http://``
+    on a loopback host only (the simulator and tests). Raises ValueError otherwise."""
+    parsed = httpx.URL(url.rstrip("/"))
+    if parsed.scheme == "https" and parsed.host:
+        return parsed
+    if parsed.scheme == "http" and parsed.host in LOOPBACK_HOSTS:
+        return parsed
+    raise ValueError(
+        f"{name} must be an https:// URL (plain http:// only on a loopback host), got {url!r}"
+    )
+
+
 def new_http_client(
     *, timeout: httpx.Timeout, transport: httpx.BaseTransport | None = None
 ) -> httpx.Client:
@@ -332,6 +350,9 @@ def new_http_client(
 class DropshipClient:
     """Reads feed pages and sends status updates for one supplier.
 
+    ``api_url`` is the service's base URL including ``/v1``; it must be ``https://`` (plain
+    ``http://`` only on a loopback host), else the constructor raises ValueError.
+
     Thread-safe as far as ``httpx.Client`` and the token source are; one instance is meant to be
     shared by a run. Close it (or use it as a context manager) to release its connections.
     """
@@ -348,9 +369,7 @@ class DropshipClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        base = httpx.URL(api_url.rstrip("/"))
-        if base.scheme not in _DEFAULT_PORTS or not base.host:
-            raise ValueError(f"api_url must be an http(s) URL with a host, got {api_url!r}")
+        base = require_secure_url("api_url", api_url)
         self.api_url = str(base).rstrip("/")
         self.supplier_id = supplier_id
         self._tokens = tokens
@@ -553,7 +572,8 @@ class DropshipClient:
             raise DropshipApiError(call, f"{call} refused: the URL is malformed ({exc}).") from exc
 
         path = target.path
-        segments = [unquote(part) for part in path.split("/")]
+        # httpx has already decoded the path, so %2e%2e shows up here as ".." too.
+        segments = path.split("/")
         inside = (
             target.scheme in _DEFAULT_PORTS
             and _origin(target) == self._origin
