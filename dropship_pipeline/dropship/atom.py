@@ -11,13 +11,14 @@ namespaces in their ``http`` and ``https`` spellings, Dropship content in the
 ``urn:iQmetrix:dropship`` namespace or in none, any child order, unknown elements, and content
 this version does not know (kept as an entry with ``event_type`` None and its raw XML).
 
-The parser walks children directly and maps full ``{namespace}local`` tags through dictionaries
-built for every spelling at import time: a page of 50 orders is read at several times the rate
-the rest of the ingest needs.
+Speed comes from walking children directly (as slices, which lxml builds in C) and mapping
+full ``{namespace}local`` tags through dictionaries built for every spelling at import time; the
+remaining cost is mostly lxml's own per-element work and building the frozen models.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -91,7 +92,9 @@ _ENTRY_CHILD: Final = _atom(
         "content": "content",
     }
 )
-_NIL_ATTRIBUTES: Final = tuple(_tag(ns, "nil") for ns in XSI_NAMESPACES)
+# The newer spelling first: it is the one current pages use.
+_NIL_HTTPS: Final = _tag(XSI_NAMESPACES[1], "nil")
+_NIL_HTTP: Final = _tag(XSI_NAMESPACES[0], "nil")
 
 _EVENT_TAGS: Final[dict[str, EventType]] = _dropship(
     {"order-created": ORDER_CREATED, "order-status-updated": ORDER_STATUS_UPDATED}
@@ -152,10 +155,16 @@ _ORDER_GROUP: Final = _dropship(
         ),
     }
 )
-# Every Order field but `lines`, absent until the page says otherwise.
-_BLANK_ORDER: Final[dict[str, Any]] = dict.fromkeys(
-    [*_ORDER_FIELD.values(), *(name for group in _ORDER_GROUP.values() for name in group.values())]
-)
+# Every Order field in declaration order, so a filled copy can be passed positionally; a field
+# is None (absent) until the page says otherwise, and `lines` is empty.
+_BLANK_ORDER: Final[dict[str, Any]] = {field.name: None for field in dataclasses.fields(Order)}
+_BLANK_ORDER["lines"] = ()
+_unknown_fields = {
+    *_ORDER_FIELD.values(),
+    *(name for group in _ORDER_GROUP.values() for name in group.values()),
+} - _BLANK_ORDER.keys()
+if _unknown_fields:
+    raise ImportError(f"the Order model lacks the fields {sorted(_unknown_fields)}")
 # Ids are opaque, but padding around them is layout, not identity.
 _ORDER_ID_FIELDS: Final = (
     "supplier_id",
@@ -167,14 +176,9 @@ _ORDER_ID_FIELDS: Final = (
     "customer_id",
     "address_id",
 )
-_LINE_FIELD: Final = _dropship(
-    {
-        "sku": "sku",
-        "catalog-id": "catalog_id",
-        "description": "description",
-        "quantity": "quantity",
-        "selling-price": "selling_price",
-    }
+# Positions in the per-line list _read_order_lines fills.
+_LINE_SLOT: Final = _dropship(
+    {"sku": 0, "catalog-id": 1, "description": 2, "quantity": 3, "selling-price": 4}
 )
 _STATUS_FIELD: Final = _dropship(
     {"order-id": "order_id", "supplier-id": "supplier_id", "company-id": "company_id"}
@@ -202,8 +206,8 @@ _PAGE_IN_URL: Final = re.compile(r"/Pages\(([^()/?#]+)\)")
 _UUID_URN: Final = re.compile(r"urn:uuid:", re.IGNORECASE)
 _INTEGER: Final = re.compile(r"[+-]?[0-9]+")
 _DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
-# Before the root element only the XML declaration, comments and processing instructions may
-# stand; an element start tag is any "<" not followed by "?" or "!".
+# The first "<" not followed by "?" or "!" opens the root element: before it, only the XML
+# declaration, comments, processing instructions and a DOCTYPE can stand.
 _ELEMENT_START: Final = re.compile(rb"<[^?!]")
 
 
@@ -281,7 +285,7 @@ def parse_page(body: bytes, url: str) -> FeedPage:
     updated_text: str | None = None
     links: dict[str, str] = {}
     entries: list[FeedEntry] = []
-    for child in root:
+    for child in root[:]:
         kind = _FEED_CHILD.get(child.tag)
         if kind == "entry":
             entries.append(_read_entry(child, url, len(entries) + 1))
@@ -330,6 +334,10 @@ def parse_links(body: bytes, url: str) -> FeedLinks:
             for _event, element in parser.read_events():
                 if root is None:
                     root = element
+                    if _has_dtd(root):
+                        raise FeedPageError(
+                            url, "the page declares a DTD, which feed pages never do"
+                        )
                     _check_root(root, url)
                 elif element.tag in _ENTRY_TAGS and element.getparent() is root:
                     return _links(links)
@@ -356,20 +364,25 @@ def _parse_document(body: bytes, url: str) -> etree._Element:
         raise FeedPageError(url, str(exc)) from None
     except (ValueError, TypeError) as exc:
         raise FeedPageError(url, f"the page body cannot be parsed: {exc}") from None
-    # The byte scan cannot see a DTD in a UTF-16 body; the parsed document always can.
-    if root.getroottree().docinfo.internalDTD is not None:
+    if _has_dtd(root):
         raise FeedPageError(url, "the page declares a DTD, which feed pages never do")
     _check_root(root, url)
     return root
 
 
 def _declares_dtd(body: bytes) -> bool:
-    """Tell whether an ASCII-compatible body has a DOCTYPE before its root element."""
-    at = body.find(b"<!DOCTYPE")
-    if at < 0:
-        return False
-    # Past the root element's start tag the same bytes can only sit in a comment or CDATA.
-    return _ELEMENT_START.search(body, 0, at) is None
+    """Tell whether an ASCII-compatible body declares a DOCTYPE before its root element.
+
+    Only the prolog is scanned, so the check costs nothing on a real page; bodies it cannot
+    see into (UTF-16, a comment holding "<" before the DOCTYPE) are caught after parsing.
+    """
+    root_start = _ELEMENT_START.search(body)
+    end = len(body) if root_start is None else root_start.start()
+    return body.find(b"<!DOCTYPE", 0, end) >= 0
+
+
+def _has_dtd(root: etree._Element) -> bool:
+    return root.getroottree().docinfo.internalDTD is not None
 
 
 def _check_root(root: etree._Element, url: str) -> None:
@@ -414,13 +427,13 @@ def _read_entry(entry: etree._Element, url: str, position: int) -> FeedEntry:
     published_text: str | None = None
     updated_text: str | None = None
     content: etree._Element | None = None
-    for child in entry:
+    for child in entry[:]:
         kind = _ENTRY_CHILD.get(child.tag)
         if kind is None:
             continue
         text = child.text
-        if text is None and not _is_nil(child):
-            text = ""
+        if text is None:
+            text = _empty_or_nil(child)
         if kind == "id":
             entry_id = text
         elif kind == "title":
@@ -441,7 +454,10 @@ def _read_entry(entry: etree._Element, url: str, position: int) -> FeedEntry:
     status_update: OrderStatusUpdated | None = None
     try:
         published = None if published_text is None else _timestamp(published_text, "published")
-        updated = None if updated_text is None else _timestamp(updated_text, "updated")
+        if updated_text == published_text:
+            updated = published
+        else:
+            updated = None if updated_text is None else _timestamp(updated_text, "updated")
         if content is not None:
             for event in content:
                 event_type = _EVENT_TAGS.get(event.tag)
@@ -456,46 +472,35 @@ def _read_entry(entry: etree._Element, url: str, position: int) -> FeedEntry:
     if event_type is None:
         logger.debug("Feed entry %s holds content this version does not read", entry_id)
 
+    content_xml = etree.tostring(entry, encoding="unicode", with_tail=False)
     return FeedEntry(
-        entry_id=entry_id,
-        event_type=event_type,
-        title=title,
-        published=published,
-        updated=updated,
-        content_xml=etree.tostring(entry, encoding="unicode", with_tail=False),
-        order=order,
-        status_update=status_update,
+        entry_id, event_type, title, published, updated, content_xml, order, status_update
     )
 
 
 def _read_order(event: etree._Element) -> Order:
     values = dict(_BLANK_ORDER)
-    lines: tuple[OrderLine, ...] = ()
-    for child in event:
+    for child in event[:]:
         tag = child.tag
-        name = _ORDER_FIELD.get(tag)
-        if name is not None:
-            text = child.text
-            if text is None and not _is_nil(child):
-                text = ""
-            values[name] = text
-            continue
         group = _ORDER_GROUP.get(tag)
         if group is not None:
-            for leaf in child:
+            for leaf in child[:]:
                 name = group.get(leaf.tag)
                 if name is not None:
                     text = leaf.text
-                    if text is None and not _is_nil(leaf):
-                        text = ""
-                    values[name] = text
+                    values[name] = _empty_or_nil(leaf) if text is None else text
+            continue
+        name = _ORDER_FIELD.get(tag)
+        if name is not None:
+            text = child.text
+            values[name] = _empty_or_nil(child) if text is None else text
         elif tag in _ITEMS_TAGS:
-            lines = _read_order_lines(child)
+            values["lines"] = _read_order_lines(child)
 
-    order_id = values.pop("order_id")
-    order_id = order_id.strip() if order_id else ""
-    if not order_id:
+    order_id = values["order_id"]
+    if not order_id or not order_id.strip():
         raise _Unreadable("order-created has no order-id")
+    values["order_id"] = order_id.strip()
     for name in _ORDER_ID_FIELDS:
         value = values[name]
         if value:
@@ -503,35 +508,32 @@ def _read_order(event: etree._Element) -> Order:
     ship_to_store = values["ship_to_store"]
     if ship_to_store is not None:
         values["ship_to_store"] = _boolean(ship_to_store, "ship-to-store")
-    return Order(order_id=order_id, lines=lines, **values)
+    # Positional: the template follows the dataclass's field order, and keywords cost twice.
+    return Order(*values.values())
 
 
 def _read_order_lines(items: etree._Element) -> tuple[OrderLine, ...]:
     lines: list[OrderLine] = []
-    for item in items:
+    for item in items[:]:
         if item.tag not in _ORDER_ITEM_TAGS:
             continue
-        fields: dict[str, str | None] = {}
-        for leaf in item:
-            name = _LINE_FIELD.get(leaf.tag)
-            if name is not None:
+        # sku, catalog-id, description, quantity, selling-price, as in _LINE_SLOT
+        fields: list[str | None] = [None, None, None, None, None]
+        for leaf in item[:]:
+            slot = _LINE_SLOT.get(leaf.tag)
+            if slot is not None:
                 text = leaf.text
-                if text is None and not _is_nil(leaf):
-                    text = ""
-                fields[name] = text
-        line_number = len(lines) + 1
-        quantity = fields.get("quantity")
-        price = fields.get("selling_price")
-        catalog_id = fields.get("catalog_id")
-        where = f"order-item {line_number}"
+                fields[slot] = _empty_or_nil(leaf) if text is None else text
+        sku, catalog_id, description, quantity, price = fields
+        number = len(lines) + 1
         lines.append(
             OrderLine(
-                line_number=line_number,
-                sku=fields.get("sku"),
-                catalog_id=catalog_id.strip() if catalog_id else catalog_id,
-                description=fields.get("description"),
-                quantity=None if quantity is None else _integer(quantity, f"{where} quantity"),
-                selling_price=None if price is None else _decimal(price, f"{where} selling-price"),
+                number,
+                sku,
+                catalog_id.strip() if catalog_id else catalog_id,
+                description,
+                None if quantity is None else _integer(quantity, "order-item", number),
+                None if price is None else _decimal(price, "order-item", number),
             )
         )
     return tuple(lines)
@@ -540,16 +542,14 @@ def _read_order_lines(items: etree._Element) -> tuple[OrderLine, ...]:
 def _read_status_update(event: etree._Element) -> OrderStatusUpdated:
     values: dict[str, str | None] = {}
     items: list[ItemStatusInfo] = []
-    for child in event:
+    for child in event[:]:
         tag = child.tag
         name = _STATUS_FIELD.get(tag)
         if name is not None:
             text = child.text
-            if text is None and not _is_nil(child):
-                text = ""
-            values[name] = text.strip() if text else text
+            values[name] = _empty_or_nil(child) if text is None else text.strip()
         elif tag in _ITEMS_TAGS:
-            for info in child:
+            for info in child[:]:
                 if info.tag in _ITEM_INFORMATION_TAGS:
                     items.append(_read_item_status(info, len(items) + 1))
 
@@ -566,24 +566,18 @@ def _read_status_update(event: etree._Element) -> OrderStatusUpdated:
 
 def _read_item_status(info: etree._Element, position: int) -> ItemStatusInfo:
     fields: dict[str, str | None] = {}
-    for leaf in info:
+    for leaf in info[:]:
         name = _ITEM_STATUS_FIELD.get(leaf.tag)
         if name is not None:
             text = leaf.text
-            if text is None and not _is_nil(leaf):
-                text = ""
-            fields[name] = text
+            fields[name] = _empty_or_nil(leaf) if text is None else text
     quantity = fields.get("quantity")
     catalog_id = fields.get("catalog_id")
     return ItemStatusInfo(
         sku=fields.get("sku"),
         catalog_id=catalog_id.strip() if catalog_id else catalog_id,
         status=fields.get("status"),
-        quantity=(
-            None
-            if quantity is None
-            else _integer(quantity, f"item-information {position} quantity")
-        ),
+        quantity=None if quantity is None else _integer(quantity, "item-information", position),
         tracking_info=fields.get("tracking_info"),
         shipping_provider=fields.get("shipping_provider"),
         info=fields.get("info"),
@@ -591,28 +585,33 @@ def _read_item_status(info: etree._Element, position: int) -> ItemStatusInfo:
     )
 
 
-def _is_nil(element: etree._Element) -> bool:
-    """Tell whether an element carries ``nil="true"`` in either XML Schema instance spelling."""
-    for attribute in _NIL_ATTRIBUTES:
-        value = element.get(attribute)
-        if value is not None:
-            return value.strip() in ("true", "1")
-    return False
+def _empty_or_nil(element: etree._Element) -> str | None:
+    """The value of an element without text: None when it is nil in either XSI spelling."""
+    value = element.get(_NIL_HTTPS)
+    if value is None:
+        value = element.get(_NIL_HTTP)
+        if value is None:
+            return ""
+    return None if value.strip() in ("true", "1") else ""
 
 
-def _integer(text: str, what: str) -> int:
+def _integer(text: str, element: str, position: int) -> int:
+    if text.isdigit() and text.isascii():
+        return int(text)
     stripped = text.strip()
-    # int() alone would also take "1_000" and non-ASCII digits.
+    # int() alone would also take "1_000" and digits of other scripts.
     if _INTEGER.fullmatch(stripped) is None:
-        raise _Unreadable(f"{what} {text!r} is not an integer")
+        raise _Unreadable(f"{element} {position}: quantity {text!r} is not an integer")
     return int(stripped)
 
 
-def _decimal(text: str, what: str) -> Decimal:
+def _decimal(text: str, element: str, position: int) -> Decimal:
+    if text.isascii() and text.replace(".", "", 1).isdigit():
+        return Decimal(text)
     stripped = text.strip()
     # Decimal() alone would also take "NaN", "Infinity", exponents and underscores.
     if _DECIMAL.fullmatch(stripped) is None:
-        raise _Unreadable(f"{what} {text!r} is not a decimal number")
+        raise _Unreadable(f"{element} {position}: selling-price {text!r} is not a decimal number")
     return Decimal(stripped)
 
 
