@@ -4,7 +4,7 @@
 
 Builds ``--orders`` deterministic orders (about three lines each: Unicode names, nil fields,
 leading-zero SKUs, notes that start like formulas) as one DataFrame, then times in the same run,
-best of ``--repeat``:
+best of ``--repeat`` rounds (twice as many for CSV) in which the writers take turns:
 
 - ``csv-module``: ``csv.writer`` writing the rows, already taken out of the DataFrame as Python
   tuples, to a ``StringIO``, encoded to UTF-8 (no typing, no neutralising: the floor);
@@ -34,7 +34,7 @@ from dropship_pipeline.erp.writers import ORDER_FILE_COLUMNS, render_csv, render
 TARGET_RATIO = 1.5
 
 GIVEN_NAMES = ["Amélie", "Jürgen", "Søren", "Zoë", "Ana", "José", "Łukasz", "美玲", "Priya", "Sam"]
-FAMILY_NAMES = ["Groß", "Núñez", "O'Brien", "Çelik", "王", "Smith", "Tremblay", "Nguyễn", "Kowalski"]
+FAMILY_NAMES = ["Groß", "Núñez", "O'Brien", "Çelik", "王", "Smith", "Nguyễn", "Kowalski"]
 CITIES = [
     ("Regina", "Saskatchewan", "SK"),
     ("Montréal", "Québec", "QC"),
@@ -110,12 +110,18 @@ def build_orders(order_count: int, seed: int = 20261203) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=list(ORDER_FILE_COLUMNS))
 
 
-def best_of(repeat: int, job: Callable[[], object]) -> float:
-    best = float("inf")
+def race(repeat: int, jobs: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Best time of each job over ``repeat`` rounds, the jobs taking turns within a round.
+
+    Taking turns exposes every job to the same background load, so the ratios hold up on a busy
+    machine better than timing one job's repetitions after the other's.
+    """
+    best = dict.fromkeys(jobs, float("inf"))
     for _ in range(repeat):
-        started = time.perf_counter()
-        job()
-        best = min(best, time.perf_counter() - started)
+        for label, job in jobs.items():
+            started = time.perf_counter()
+            job()
+            best[label] = min(best[label], time.perf_counter() - started)
     return best
 
 
@@ -150,23 +156,27 @@ def main() -> None:
     # openpyxl refuses tz-aware datetimes and skips None (not NaN): give it what it takes.
     plain = frame.assign(created_at=frame["created_at"].dt.tz_convert(None)).astype(object)
     xlsx_rows = list(plain.where(plain.notna(), None).itertuples(index=False, name=None))
-    print(f"{args.orders} orders, {len(frame)} lines, best of {args.repeat}")
+    print(f"{args.orders} orders, {len(frame)} lines, best of {args.repeat} rounds")
 
     csv_bytes = render_csv(frame)
     xlsx_bytes = render_xlsx(frame)
     print(f"CSV {len(csv_bytes) / 1e6:.1f} MB, XLSX {len(xlsx_bytes) / 1e6:.1f} MB")
 
-    results = {
-        "csv-module": best_of(args.repeat, lambda: plain_csv(header, csv_rows)),
-        "render_csv": best_of(args.repeat, lambda: render_csv(frame)),
-        "openpyxl-plain": best_of(args.repeat, lambda: plain_openpyxl(header, xlsx_rows)),
-        "render_xlsx (xlsxwriter)": best_of(
-            args.repeat, lambda: render_xlsx(frame, engine="xlsxwriter")
-        ),
-        "render_xlsx (openpyxl)": best_of(
-            args.repeat, lambda: render_xlsx(frame, engine="openpyxl")
-        ),
-    }
+    results = race(
+        args.repeat * 2,  # CSV rounds are cheap: twice as many steadies the ratio
+        {
+            "csv-module": lambda: plain_csv(header, csv_rows),
+            "render_csv": lambda: render_csv(frame),
+        },
+    )
+    results |= race(
+        args.repeat,
+        {
+            "openpyxl-plain": lambda: plain_openpyxl(header, xlsx_rows),
+            "render_xlsx (xlsxwriter)": lambda: render_xlsx(frame, engine="xlsxwriter"),
+            "render_xlsx (openpyxl)": lambda: render_xlsx(frame, engine="openpyxl"),
+        },
+    )
 
     print(f"{'writer':<28}{'seconds':>10}{'lines/s':>12}")
     for label, seconds in results.items():

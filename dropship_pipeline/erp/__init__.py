@@ -1,0 +1,1 @@
+"""The ERP side: the file drop, export writers and confirmation readers."""
