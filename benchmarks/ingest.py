@@ -58,7 +58,7 @@ def start_simulator(events: int) -> tuple[subprocess.Popen, str]:
             str(events),
             "--supplier-id",
             str(SUPPLIER_ID),
-            "--access-token",
+            "--token",
             TOKEN,
         ],
         stdout=subprocess.DEVNULL,

@@ -90,6 +90,10 @@ class PageSpool:
     def discard(self, page_id: str) -> None:
         self._path(page_id).unlink(missing_ok=True)
 
+    def clear(self) -> None:
+        for path in self.folder.glob("*.xml"):
+            path.unlink(missing_ok=True)
+
 
 def archive_page_id(url: str) -> str:
     """The stable id of an archive page: its GUID, or the URL itself when it has none."""
@@ -141,6 +145,8 @@ def crawl_feed(
                 raise failure
 
         counts.add(store_pages(con, [current], complete=[False]))
+    # What is left in the spool belongs to pages a killed crawl stored but did not discard.
+    spool.clear()
 
     log.info(
         "feed crawl: %d page(s) read, %d new event(s), %d duplicate(s), %d new order(s)",

@@ -79,6 +79,17 @@ _STATUSES_SCHEMA = pa.schema(
     ]
 )
 
+_PAGES_SCHEMA = pa.schema(
+    [
+        ("page_id", pa.string()),
+        ("url", pa.string()),
+        ("prev_page_id", pa.string()),
+        ("next_page_id", pa.string()),
+        ("entry_count", pa.int32()),
+        ("complete", pa.bool_()),
+    ]
+)
+
 _STATUS_CODES = {status.name: int(status) for status in OrderStatus}
 
 
@@ -100,7 +111,8 @@ class IngestCounts:
 
 def complete_page_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
     """The ids of archive pages already stored whole; the crawl never fetches them again."""
-    return {row[0] for row in con.execute("SELECT page_id FROM feed_pages WHERE complete")}
+    rows = con.execute("SELECT page_id FROM feed_pages WHERE complete").fetchall()
+    return {page_id for (page_id,) in rows}
 
 
 def store_pages(
@@ -113,7 +125,8 @@ def store_pages(
     """Store ``pages`` (oldest first) and mark each complete or not, in one transaction."""
     received_at = received_at or datetime.now(UTC)
     counts = IngestCounts(pages_read=len(pages))
-    entries = [(page.page_id, entry) for page in pages for entry in page.entries]
+    # Pages list their entries newest first; store them oldest first, like the pages.
+    entries = [(page.page_id, entry) for page in pages for entry in reversed(page.entries)]
     tables = _batch_tables(entries)
 
     with transaction(con):
@@ -134,8 +147,7 @@ def store_pages(
         finally:
             for name in ("batch_events", "batch_orders", "batch_items", "batch_statuses"):
                 con.unregister(name)
-        for page, is_complete in zip(pages, complete, strict=True):
-            _record_page(con, page, is_complete, received_at)
+        _record_pages(con, pages, complete, received_at)
     return counts
 
 
@@ -145,7 +157,12 @@ def _batch_tables(entries: Iterable[tuple[str, FeedEntry]]) -> dict[str, pa.Tabl
     items: dict[str, list] = {name: [] for name in _ITEMS_SCHEMA.names}
     statuses: dict[str, list] = {name: [] for name in _STATUSES_SCHEMA.names}
 
+    seen: set[str] = set()
     for pos, (page_id, entry) in enumerate(entries):
+        # An entry repeated within the batch (on two pages) is a duplicate: keep the first.
+        if entry.entry_id in seen:
+            continue
+        seen.add(entry.entry_id)
         events["pos"].append(pos)
         events["entry_id"].append(entry.entry_id)
         events["event_type"].append(entry.event_type)
@@ -323,23 +340,43 @@ def _apply_statuses(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _record_page(
-    con: duckdb.DuckDBPyConnection, page: FeedPage, complete: bool, received_at: datetime
+def _record_pages(
+    con: duckdb.DuckDBPyConnection,
+    pages: Sequence[FeedPage],
+    complete: Sequence[bool],
+    received_at: datetime,
 ) -> None:
-    links = page.links
-    prev_id = page_id_from_url(links.prev_archive_url) if links.prev_archive_url else None
-    next_id = page_id_from_url(links.next_archive_url) if links.next_archive_url else None
-    # A page once complete stays complete: an archive never changes.
-    con.execute(
-        """
-        INSERT INTO feed_pages VALUES (?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (page_id) DO UPDATE SET
-            url = excluded.url,
-            prev_page_id = excluded.prev_page_id,
-            next_page_id = coalesce(excluded.next_page_id, feed_pages.next_page_id),
-            entry_count = excluded.entry_count,
-            complete = feed_pages.complete OR excluded.complete,
-            fetched_at = excluded.fetched_at
-        """,
-        [page.page_id, page.url, prev_id, next_id, len(page.entries), complete, received_at],
-    )
+    """Record the crawl position: one ``feed_pages`` row per page, in this batch's transaction."""
+    rows: dict[str, list] = {name: [] for name in _PAGES_SCHEMA.names}
+    for page, is_complete in zip(pages, complete, strict=True):
+        links = page.links
+        rows["page_id"].append(page.page_id)
+        rows["url"].append(page.url)
+        rows["prev_page_id"].append(
+            page_id_from_url(links.prev_archive_url) if links.prev_archive_url else None
+        )
+        rows["next_page_id"].append(
+            page_id_from_url(links.next_archive_url) if links.next_archive_url else None
+        )
+        rows["entry_count"].append(len(page.entries))
+        rows["complete"].append(is_complete)
+    batch_pages = pa.table(rows, schema=_PAGES_SCHEMA)
+    con.register("batch_pages", batch_pages)
+    try:
+        # A page once complete stays as it is: an archive never changes.
+        con.execute(
+            "DELETE FROM feed_pages WHERE NOT complete "
+            "AND page_id IN (SELECT page_id FROM batch_pages)"
+        )
+        con.execute(
+            """
+            INSERT INTO feed_pages
+            SELECT page_id, url, prev_page_id, next_page_id, entry_count, complete, ?
+            FROM batch_pages b
+            WHERE NOT EXISTS (SELECT 1 FROM feed_pages f WHERE f.page_id = b.page_id)
+            QUALIFY row_number() OVER (PARTITION BY page_id ORDER BY complete DESC) = 1
+            """,
+            [received_at],
+        )
+    finally:
+        con.unregister("batch_pages")

@@ -1,0 +1,386 @@
+"""The archive crawl against the simulated Dropship service, into a real DuckDB file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from dropship_pipeline.dropship.auth import StaticToken
+from dropship_pipeline.dropship.client import DropshipClient, FetchedPage, RetryPolicy
+from dropship_pipeline.dropship.crawl import PageSpool, crawl_feed
+from dropship_pipeline.dropship.models import OrderStatus, OrderStatusUpdate
+from dropship_pipeline.errors import FeedPageError
+from dropship_pipeline.simulator import Faults, SimulatorServer
+
+TOKEN = "crawl-test-token"
+FAST_RETRY = RetryPolicy(max_attempts=8, base_delay=0.01, max_delay=0.05, max_total=30)
+
+
+class RecordingClient:
+    """The real client, recording every URL it fetches; ``after_fetch`` runs after each."""
+
+    def __init__(
+        self, client: DropshipClient, after_fetch: Callable[[str], bytes | None] | None = None
+    ) -> None:
+        self.client = client
+        self.fetched: list[str] = []
+        self.after_fetch = after_fetch
+
+    @property
+    def current_page_url(self) -> str:
+        return self.client.current_page_url
+
+    def fetch_page(self, url: str) -> FetchedPage:
+        page = self.client.fetch_page(url)
+        self.fetched.append(url)
+        if self.after_fetch is not None:
+            replaced = self.after_fetch(url)
+            if replaced is not None:
+                return FetchedPage(url, replaced, page.status_code, page.content_type)
+        return page
+
+
+@pytest.fixture
+def start(make_simulator) -> Callable[..., SimulatorServer]:
+    def start_simulator(**settings: object) -> SimulatorServer:
+        return make_simulator(access_token=TOKEN, **settings)
+
+    return start_simulator
+
+
+def client_for(server: SimulatorServer, **kwargs: object) -> DropshipClient:
+    return DropshipClient(
+        api_url=server.base_url,
+        supplier_id=server.state.supplier_ids[0],
+        tokens=StaticToken(TOKEN),
+        retry=kwargs.pop("retry", FAST_RETRY),  # type: ignore[arg-type]
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def crawl(server: SimulatorServer, db: Path, **kwargs: object):
+    with client_for(server) as client:
+        return crawl_feed(client, db, spool_dir=db.with_suffix(".spool"), **kwargs)  # type: ignore[arg-type]
+
+
+def table_counts(db: Path) -> dict[str, int]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {
+            "events": con.execute("SELECT count(*) FROM feed_events").fetchone()[0],
+            "distinct_events": con.execute(
+                "SELECT count(DISTINCT entry_id) FROM feed_events"
+            ).fetchone()[0],
+            "orders": con.execute("SELECT count(*) FROM orders").fetchone()[0],
+            "distinct_orders": con.execute(
+                "SELECT count(DISTINCT order_id) FROM orders"
+            ).fetchone()[0],
+            "lines": con.execute("SELECT count(*) FROM order_items").fetchone()[0],
+            "complete_pages": con.execute(
+                "SELECT count(*) FROM feed_pages WHERE complete"
+            ).fetchone()[0],
+        }
+
+
+def simulator_order_ids(server: SimulatorServer) -> set[str]:
+    return set(server.state.order_ids())
+
+
+def stored_order_ids(db: Path) -> set[str]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {row[0] for row in con.execute("SELECT order_id FROM orders").fetchall()}
+
+
+@pytest.mark.parametrize("orders", [0, 1, 50, 51])
+def test_a_feed_of_0_1_50_or_51_events_is_stored_exactly_once(start, tmp_path, orders):
+    server = start(initial_orders=orders)
+    db = tmp_path / "feed.duckdb"
+
+    counts = crawl(server, db)
+
+    assert counts.events_new == orders
+    assert counts.orders_new == orders
+    assert counts.pages_read == max(1, -(-orders // 50))
+    stored = table_counts(db)
+    assert stored["events"] == stored["distinct_events"] == orders
+    assert stored_order_ids(db) == simulator_order_ids(server)
+    # Every page but the current one is an archive, complete once stored.
+    assert stored["complete_pages"] == max(0, counts.pages_read - 1)
+
+    again = crawl(server, db)
+    assert again.events_new == 0 and again.orders_new == 0
+    assert again.pages_read == 1  # the current page only: archives are never fetched again
+
+
+def test_a_backfill_of_many_pages_is_stored_oldest_first_in_batches(start, tmp_path):
+    server = start(initial_orders=1000)  # 20 pages
+    db = tmp_path / "feed.duckdb"
+    batches = []
+
+    counts = crawl(server, db, batch_pages=3, on_batch=batches.append)
+
+    assert counts.events_new == 1000 and counts.orders_new == 1000
+    assert [batch.pages_read for batch in batches] == [3, 3, 3, 3, 3, 3, 1]
+    with duckdb.connect(str(db), read_only=True) as con:
+        published = [
+            row[0]
+            for row in con.execute("SELECT published FROM feed_events ORDER BY seq").fetchall()
+        ]
+        lines = con.execute("SELECT count(*) FROM order_items").fetchone()[0]
+    assert published == sorted(published)  # oldest first, across pages and within them
+    expected_lines = sum(len(order["items"]) for order in server.state.orders())
+    assert lines == expected_lines
+    assert not list(db.with_suffix(".spool").glob("*.xml"))  # the spool is emptied
+
+
+def test_status_updates_in_the_feed_set_order_and_line_status(start, tmp_path):
+    server = start(initial_orders=3)
+    db = tmp_path / "feed.duckdb"
+    crawl(server, db)
+    order_id = sorted(simulator_order_ids(server))[0]
+
+    with client_for(server) as client:
+        client.order_status_update(
+            OrderStatusUpdate(
+                order_id=order_id,
+                status=OrderStatus.Shipped,
+                tracking_info="1Z999,1Z998",
+                shipping_provider="UPS",
+            )
+        )
+    counts = crawl(server, db)
+
+    assert counts.status_events_new == 1
+    with duckdb.connect(str(db), read_only=True) as con:
+        status, code = con.execute(
+            "SELECT status, status_code FROM orders WHERE order_id = ?", [order_id]
+        ).fetchone()
+        items = con.execute(
+            "SELECT DISTINCT status, tracking_info, shipping_provider FROM order_items "
+            "WHERE order_id = ?",
+            [order_id],
+        ).fetchall()
+        others = con.execute(
+            "SELECT DISTINCT status FROM orders WHERE order_id <> ?", [order_id]
+        ).fetchall()
+    assert (status, code) == ("Shipped", 2)
+    assert items == [("Shipped", "1Z999,1Z998", "UPS")]
+    assert others == [("PendingSupplier",)]
+
+
+def test_a_page_rolling_over_between_two_polls_is_read_again_and_completed(start, tmp_path):
+    server = start(initial_orders=30)
+    db = tmp_path / "feed.duckdb"
+    crawl(server, db)
+    assert table_counts(db)["complete_pages"] == 0
+
+    server.state.add_orders(40)  # the current page fills with 20 and rolls over
+    counts = crawl(server, db)
+
+    assert counts.events_new == 40
+    stored = table_counts(db)
+    assert stored["events"] == stored["distinct_events"] == 70
+    assert stored["complete_pages"] == 1
+    assert stored_order_ids(db) == simulator_order_ids(server)
+
+
+def test_a_page_rolling_over_while_a_poll_runs_loses_nothing(start, tmp_path):
+    server = start(initial_orders=120)
+    db = tmp_path / "feed.duckdb"
+    first_fetch = True
+
+    def roll_over(url: str) -> None:
+        nonlocal first_fetch
+        if first_fetch:  # right after the current page was read
+            first_fetch = False
+            server.state.add_orders(45)
+        return None
+
+    with client_for(server) as client:
+        recording = RecordingClient(client, after_fetch=roll_over)
+        crawl_feed(recording, db, spool_dir=tmp_path / "spool")
+    assert table_counts(db)["events"] == 120
+
+    crawl(server, db)
+    stored = table_counts(db)
+    assert stored["events"] == stored["distinct_events"] == 165
+    assert stored_order_ids(db) == simulator_order_ids(server)
+
+
+def test_entries_repeated_on_two_pages_and_orders_redelivered_are_stored_once(start, tmp_path):
+    server = start(
+        faults=Faults(repeat_entry_rate=1.0, duplicate_order_rate=0.3, seed=7),
+    )
+    server.state.add_orders(400)
+    db = tmp_path / "feed.duckdb"
+
+    counts = crawl(server, db)
+
+    stored = table_counts(db)
+    assert stored["events"] == stored["distinct_events"]
+    assert counts.events_duplicate > 0  # repeated entries were seen and skipped
+    assert counts.orders_duplicate > 0  # re-delivered orders were seen and skipped
+    assert stored["orders"] == stored["distinct_orders"] == 400
+    assert stored_order_ids(db) == simulator_order_ids(server)
+
+
+def test_rate_limits_server_errors_and_dropped_connections_mid_crawl_lose_nothing(start, tmp_path):
+    server = start(
+        faults=Faults(
+            rate_limit_every=4, retry_after_seconds=0, server_error_every=5, drop_every=7
+        ),
+    )
+    server.state.add_orders(600)
+    db = tmp_path / "feed.duckdb"
+
+    counts = crawl(server, db)
+
+    assert counts.events_new == 600
+    summary = server.state.summary()
+    assert stored_order_ids(db) == simulator_order_ids(server)
+    assert summary  # the simulator counted its faults; the crawl recovered from all of them
+
+
+def test_a_read_timeout_mid_crawl_is_retried(start, tmp_path):
+    server = start(faults=Faults(slow_rate=0.3, slow_seconds=0.5, seed=3))
+    server.state.add_orders(300)
+    db = tmp_path / "feed.duckdb"
+
+    timeout = httpx.Timeout(connect=2, read=0.2, write=2, pool=2)
+    with client_for(server, timeout=timeout) as client:
+        counts = crawl_feed(client, db, spool_dir=tmp_path / "spool")
+
+    assert counts.events_new == 300
+    assert stored_order_ids(db) == simulator_order_ids(server)
+
+
+def test_a_malformed_page_stops_the_crawl_there_and_nothing_is_skipped(start, tmp_path):
+    server = start(initial_orders=500)  # 10 pages
+    db = tmp_path / "feed.duckdb"
+    bad_page = server.state.page_ids()[3]  # an archive page in the middle
+    broken = True
+
+    def corrupt(url: str) -> bytes | None:
+        if broken and bad_page in url:
+            return b"<feed xmlns='http://www.w3.org/2005/Atom'><entry><id>x</id>"
+        return None
+
+    with client_for(server) as client:
+        with pytest.raises(FeedPageError) as error:
+            crawl_feed(RecordingClient(client, corrupt), db, spool_dir=tmp_path / "spool")
+    assert bad_page in str(error.value)
+
+    # Nothing newer than the bad page was stored, so nothing after it can be skipped.
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored_pages = {row[0] for row in con.execute("SELECT page_id FROM feed_pages").fetchall()}
+    assert bad_page not in stored_pages
+    assert not stored_pages & set(server.state.page_ids()[4:])
+
+    broken = False
+    with client_for(server) as client:
+        recording = RecordingClient(client, corrupt)
+        crawl_feed(recording, db, spool_dir=tmp_path / "spool")
+    assert any(bad_page in url for url in recording.fetched)  # fetched again, not skipped
+    stored = table_counts(db)
+    assert stored["events"] == stored["distinct_events"] == 500
+
+
+def test_a_hostile_page_fails_safely_naming_its_url(start, tmp_path):
+    server = start(initial_orders=120)
+    db = tmp_path / "feed.duckdb"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    hostile = (
+        f'<?xml version="1.0"?><!DOCTYPE feed [<!ENTITY x SYSTEM "file://{secret}">]>'
+        "<feed xmlns='http://www.w3.org/2005/Atom'><id>&x;</id></feed>"
+    ).encode()
+    target = server.state.page_ids()[0]
+
+    with client_for(server) as client:
+        source = RecordingClient(client, lambda url: hostile if target in url else None)
+        with pytest.raises(FeedPageError) as error:
+            crawl_feed(source, db, spool_dir=tmp_path / "spool")
+    assert target in str(error.value)
+    assert "TOP-SECRET" not in str(error.value)
+
+
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from dropship_pipeline.dropship import crawl as crawl_module
+    from dropship_pipeline.dropship.auth import StaticToken
+    from dropship_pipeline.dropship.client import DropshipClient
+
+    base_url, db, spool, mode, after = sys.argv[1:6]
+    after = int(after)
+    calls = 0
+
+    def die_after(original):
+        def wrapped(*args, **kwargs):
+            global calls
+            result = original(*args, **kwargs)
+            calls += 1
+            if calls >= after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return result
+        return wrapped
+
+    client = DropshipClient(api_url=base_url, supplier_id=14107, tokens=StaticToken(sys.argv[6]))
+    if mode == "store":
+        crawl_module.store_pages = die_after(crawl_module.store_pages)
+    else:
+        client.fetch_page = die_after(client.fetch_page)
+    crawl_module.crawl_feed(client, Path(db), spool_dir=Path(spool), batch_pages=2)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("mode", "after"), [("fetch", 9), ("store", 3)])
+def test_a_backfill_killed_half_way_resumes_without_refetching_or_skipping(
+    start, tmp_path, mode, after
+):
+    server = start(initial_orders=1000)  # 20 pages
+    db = tmp_path / "feed.duckdb"
+    spool = tmp_path / "spool"
+
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, server.base_url, str(db), str(spool), mode, str(after)]
+        + [TOKEN],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert child.returncode == -9, child.stderr  # killed, not finished
+
+    with duckdb.connect(str(db)) as con:
+        stored_before = {row[0] for row in con.execute("SELECT page_id FROM feed_pages").fetchall()}
+    archive_ids = server.state.page_ids()[:-1]
+    spooled_before = {pid for pid in archive_ids if PageSpool(spool).get(pid) is not None}
+    if mode == "store":
+        assert len(stored_before) == 2 * after  # three batches of two pages were committed
+    else:
+        # The current page, then archives: all but the last one fetched reached the spool.
+        assert len(spooled_before) == after - 2
+
+    with client_for(server) as client:
+        recording = RecordingClient(client)
+        crawl_feed(recording, db, spool_dir=spool)
+
+    archive_fetches = [url for url in recording.fetched if "Pages(" in url]
+    refetched = [url for url in archive_fetches if any(pid in url for pid in stored_before)]
+    assert not refetched
+    assert len(archive_fetches) == len(set(archive_ids) - stored_before - spooled_before)
+    assert not list(spool.glob("*.xml"))
+    stored = table_counts(db)
+    assert stored["events"] == stored["distinct_events"] == 1000
+    assert stored_order_ids(db) == simulator_order_ids(server)
