@@ -121,7 +121,7 @@ def run_command() -> int:
     return 1
 
 
-def summarize(result) -> list[str]:  # noqa: ANN001 - a Dagster ExecuteInProcessResult
+def summarize(result) -> list[str]:
     lines = []
     for event in result.get_asset_materialization_events():
         materialization = event.asset_materialization
@@ -136,7 +136,7 @@ def summarize(result) -> list[str]:  # noqa: ANN001 - a Dagster ExecuteInProcess
     return lines
 
 
-def failure_reason(result) -> str:  # noqa: ANN001 - a Dagster ExecuteInProcessResult
+def failure_reason(result) -> str:
     """The message of our own error behind a failed step, without Dagster's wrapping."""
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error

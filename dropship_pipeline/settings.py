@@ -48,7 +48,7 @@ class Settings:
     drop_url: str = "data/drop"
     sftp_password: str | None = field(default=None, repr=False)
     sftp_key_file: Path | None = None
-    sftp_known_hosts: Path = Path("~/.ssh/known_hosts").expanduser()
+    sftp_known_hosts: Path = field(default_factory=lambda: Path("~/.ssh/known_hosts").expanduser())
     orders_dir: str = "orders"
     confirmations_dir: str = "confirmations"
     export_formats: tuple[str, ...] = ("csv",)

@@ -272,9 +272,8 @@ def test_a_malformed_page_stops_the_crawl_there_and_nothing_is_skipped(start, tm
             return b"<feed xmlns='http://www.w3.org/2005/Atom'><entry><id>x</id>"
         return None
 
-    with client_for(server) as client:
-        with pytest.raises(FeedPageError) as error:
-            crawl_feed(RecordingClient(client, corrupt), db, spool_dir=tmp_path / "spool")
+    with client_for(server) as client, pytest.raises(FeedPageError) as error:
+        crawl_feed(RecordingClient(client, corrupt), db, spool_dir=tmp_path / "spool")
     assert bad_page in str(error.value)
 
     # Nothing newer than the bad page was stored, so nothing after it can be skipped.
@@ -353,8 +352,17 @@ def test_a_backfill_killed_half_way_resumes_without_refetching_or_skipping(
     spool = tmp_path / "spool"
 
     child = subprocess.run(
-        [sys.executable, "-c", CHILD, server.base_url, str(db), str(spool), mode, str(after)]
-        + [TOKEN],
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            server.base_url,
+            str(db),
+            str(spool),
+            mode,
+            str(after),
+            TOKEN,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
