@@ -124,9 +124,7 @@ def run_command() -> int:
 def summarize(result) -> list[str]:
     lines = []
     for event in result.get_asset_materialization_events():
-        materialization = event.asset_materialization
-        if materialization is None:
-            continue
+        materialization = event.materialization
         figures = ", ".join(
             f"{key}={value.value}"
             for key, value in materialization.metadata.items()

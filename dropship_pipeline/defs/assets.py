@@ -1,6 +1,8 @@
-"""Assets: the feed inbox first; later steps build on ``orders``."""
+"""Assets: the feed inbox first; later steps build on ``orders``.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Dagster reads the context annotation at runtime.
+"""
+
 
 import dagster as dg
 
