@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from dropship_pipeline.demo import run_demo
 
-            return run_demo()
+            return run_demo(print)
         if args.command == "simulator":
             return simulator_cli.run(args)
         raise NotImplementedError(

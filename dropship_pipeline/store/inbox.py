@@ -139,9 +139,9 @@ def store_pages(
             counts.events_new = len(new_types)
             counts.status_events_new = new_types.count(ORDER_STATUS_UPDATED)
             counts.events_duplicate = len(entries) - counts.events_new
-            created = tables["orders"].num_rows
             counts.orders_new = _insert_orders(con, received_at)
-            counts.orders_duplicate = created - counts.orders_new
+            # New order-created entries for an order already known: re-deliveries.
+            counts.orders_duplicate = new_types.count(ORDER_CREATED) - counts.orders_new
             _insert_statuses(con)
             _apply_statuses(con)
         finally:
