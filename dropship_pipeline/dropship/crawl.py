@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 #: Archive pages per DuckDB transaction. A commit costs a few milliseconds (the WAL is
 #: flushed), so one per page would cap a backfill near 8,000 events a second.
-DEFAULT_BATCH_PAGES = 20
+DEFAULT_BATCH_PAGES = 40
 
 
 class FetchedBody(Protocol):

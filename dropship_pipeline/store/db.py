@@ -19,13 +19,24 @@ from dropship_pipeline.store.schema import MIGRATIONS
 log = logging.getLogger(__name__)
 
 
+#: DuckDB would otherwise cache up to 80% of the machine's memory; past this it spills to disk.
+MEMORY_LIMIT = "192MB"
+#: Checkpoint after this much WAL rather than DuckDB's default 16 MB: a backfill writes a few
+#: MB of raw XML per batch, and each checkpoint rewrites what changed. Closing checkpoints too.
+CHECKPOINT_THRESHOLD = "256MB"
+
+
 @contextmanager
 def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the database (creating its folder), migrate it unless read-only, close it after."""
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = duckdb.connect(
+        str(path),
+        read_only=read_only,
+        config={"memory_limit": MEMORY_LIMIT, "checkpoint_threshold": CHECKPOINT_THRESHOLD},
+    )
     try:
         con.execute("SET TimeZone = 'UTC'")
         if not read_only:

@@ -158,6 +158,7 @@ def _batch_tables(entries: Iterable[tuple[str, FeedEntry]]) -> dict[str, pa.Tabl
     statuses: dict[str, list] = {name: [] for name in _STATUSES_SCHEMA.names}
 
     seen: set[str] = set()
+    batch_order_ids: set[str] = set()
     for pos, (page_id, entry) in enumerate(entries):
         # An entry repeated within the batch (on two pages) is a duplicate: keep the first.
         if entry.entry_id in seen:
@@ -174,6 +175,10 @@ def _batch_tables(entries: Iterable[tuple[str, FeedEntry]]) -> dict[str, pa.Tabl
         events["content_xml"].append(entry.content_xml)
         if entry.order is not None and entry.event_type == ORDER_CREATED:
             order = entry.order
+            # The first order-created of an order wins; a re-delivery keeps only its event.
+            if order.order_id in batch_order_ids:
+                continue
+            batch_order_ids.add(order.order_id)
             orders.append((pos, entry, order))
             for line in order.lines:
                 items["entry_id"].append(entry.entry_id)
@@ -220,7 +225,7 @@ def _batch_tables(entries: Iterable[tuple[str, FeedEntry]]) -> dict[str, pa.Tabl
 
 def _insert_events(con: duckdb.DuckDBPyConnection, received_at: datetime) -> list[str | None]:
     """Insert the batch's new entries; return the event type of each one inserted."""
-    # An entry seen twice in one batch keeps its first (oldest) occurrence.
+    # The batch holds each entry id once (_batch_tables): only the database can have it.
     rows = con.execute(
         """
         INSERT INTO feed_events
@@ -229,7 +234,6 @@ def _insert_events(con: duckdb.DuckDBPyConnection, received_at: datetime) -> lis
                (SELECT coalesce(max(seq), 0) FROM feed_events) + b.pos + 1
         FROM batch_events b
         WHERE NOT EXISTS (SELECT 1 FROM feed_events f WHERE f.entry_id = b.entry_id)
-        QUALIFY row_number() OVER (PARTITION BY b.entry_id ORDER BY b.pos) = 1
         RETURNING event_type
         """,
         [received_at],
@@ -241,14 +245,13 @@ def _insert_orders(con: duckdb.DuckDBPyConnection, received_at: datetime) -> int
     columns = ", ".join(_ORDER_FIELDS)
     selected = ", ".join(f"b.{name}" for name in _ORDER_FIELDS)
     # The first order-created entry of an order wins; later copies (re-deliveries under a new
-    # entry id) are kept in feed_events only.
+    # entry id) are kept in feed_events only. The batch holds each order once already.
     row = con.execute(
         f"""
         INSERT INTO orders ({columns}, created_at, created_entry_id, received_at)
         SELECT {selected}, b.created_at, b.entry_id, ?
         FROM batch_orders b
         WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = b.order_id)
-        QUALIFY row_number() OVER (PARTITION BY b.order_id ORDER BY b.pos) = 1
         """,
         [received_at],
     ).fetchone()
@@ -284,7 +287,6 @@ def _insert_statuses(con: duckdb.DuckDBPyConnection) -> None:
             SELECT 1 FROM feed_item_statuses x
             WHERE x.entry_id = s.entry_id AND x.position = s.position
         )
-        QUALIFY row_number() OVER (PARTITION BY s.entry_id, s.position ORDER BY s.pos) = 1
         """
     )
 

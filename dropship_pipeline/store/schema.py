@@ -6,6 +6,10 @@ TIMESTAMPTZ in UTC; ids, SKUs and tracking numbers are VARCHAR.
 
 from __future__ import annotations
 
+# Uniqueness of entry ids, order ids and lines is kept by the inbox's anti-joins under the single
+# writer, not by PRIMARY KEY constraints: DuckDB rewrites a table's whole ART index at every
+# checkpoint, which made a 100,000-event backfill quadratic (benchmarks/ingest.py). The asset
+# check `orders_are_unique` watches the result.
 _FEED = [
     # One row per feed page seen. `complete` pages are archives, which never change: the crawl
     # stops walking back at the first one. The current page is stored with complete = false.
@@ -22,7 +26,7 @@ _FEED = [
     """,
     """
     CREATE TABLE feed_events (
-        entry_id VARCHAR PRIMARY KEY,
+        entry_id VARCHAR NOT NULL,
         event_type VARCHAR,
         order_id VARCHAR,
         title VARCHAR,
@@ -37,7 +41,7 @@ _FEED = [
     "CREATE SEQUENCE feed_event_seq START 1",
     """
     CREATE TABLE orders (
-        order_id VARCHAR PRIMARY KEY,
+        order_id VARCHAR NOT NULL,
         supplier_id VARCHAR,
         seller_company_id VARCHAR,
         seller_location_id VARCHAR,
@@ -92,8 +96,7 @@ _FEED = [
         shipped_quantity INTEGER NOT NULL DEFAULT 0,
         tracking_info VARCHAR,
         shipping_provider VARCHAR,
-        status_updated_at TIMESTAMPTZ,
-        PRIMARY KEY (order_id, line_number)
+        status_updated_at TIMESTAMPTZ
     )
     """,
     # The items of every order-status-updated entry, so that an order's state can be rebuilt
@@ -112,8 +115,7 @@ _FEED = [
         info VARCHAR,
         message VARCHAR,
         published TIMESTAMPTZ,
-        seq BIGINT NOT NULL,
-        PRIMARY KEY (entry_id, position)
+        seq BIGINT NOT NULL
     )
     """,
 ]
