@@ -334,7 +334,7 @@ CHILD = textwrap.dedent(
 
     client = DropshipClient(api_url=base_url, supplier_id=14107, tokens=StaticToken(sys.argv[6]))
     if mode == "store":
-        crawl_module.store_pages = die_after(crawl_module.store_pages)
+        crawl_module.store_batch = die_after(crawl_module.store_batch)
     else:
         client.fetch_page = die_after(client.fetch_page)
     crawl_module.crawl_feed(client, Path(db), spool_dir=Path(spool), batch_pages=2)

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -32,13 +35,23 @@ from dropship_pipeline.dropship.atom import page_id_from_url, parse_links, parse
 from dropship_pipeline.dropship.models import FeedPage
 from dropship_pipeline.errors import FeedPageError
 from dropship_pipeline.store.db import connect
-from dropship_pipeline.store.inbox import IngestCounts, complete_page_ids, store_pages
+from dropship_pipeline.store.inbox import (
+    IngestCounts,
+    PageBatch,
+    build_batch,
+    complete_page_ids,
+    store_batch,
+    store_pages,
+)
 
 log = logging.getLogger(__name__)
 
 #: Archive pages per DuckDB transaction. A commit costs a few milliseconds (the WAL is
 #: flushed), so one per page would cap a backfill near 8,000 events a second.
 DEFAULT_BATCH_PAGES = 40
+#: From this many batches on, pages are parsed in a worker process: starting one costs about
+#: half a second, parsing 40 pages about a second.
+PROCESS_PARSE_BATCHES = 3
 
 
 class FetchedBody(Protocol):
@@ -121,30 +134,32 @@ def crawl_feed(
     chain = _walk_back(source, current, complete, spool)
     log.info("feed walk: %d archive page(s) to store behind the current page", len(chain))
 
-    oldest_first = list(reversed(chain))
+    oldest_first = [(ref.page_id, ref.url) for ref in reversed(chain)]
     batches = [
         oldest_first[start : start + batch_pages]
         for start in range(0, len(oldest_first), batch_pages)
     ]
-    with connect(db_path) as con, ThreadPoolExecutor(max_workers=1) as parser:
-        # Parse the next batch while this one is written: DuckDB releases the GIL.
-        pending = parser.submit(_parse_batch, batches[0], spool) if batches else None
+    with connect(db_path) as con, _parser_pool(len(batches)) as pool:
+        # The next batch is parsed while this one is written. A long backfill parses in a
+        # worker process, a short poll in a thread: DuckDB releases the GIL, lxml-driven
+        # Python code does not.
+        pending = pool.submit(prepare_batch, batches[0], str(spool.folder)) if batches else None
         for index in range(len(batches)):
             assert pending is not None
-            pages, failure = pending.result()
+            batch, page_ids, failure = pending.result()
             if failure is None and index + 1 < len(batches):
-                pending = parser.submit(_parse_batch, batches[index + 1], spool)
-            if pages:
-                stored = store_pages(con, pages, complete=[True] * len(pages))
+                pending = pool.submit(prepare_batch, batches[index + 1], str(spool.folder))
+            if batch is not None:
+                stored = store_batch(con, batch, complete=True)
                 counts.add(stored)
-                for page in pages:
-                    spool.discard(page.page_id)
+                for page_id in page_ids:
+                    spool.discard(page_id)
                 if on_batch is not None:
                     on_batch(stored)
             if failure is not None:
-                raise failure
+                raise FeedPageError(*failure)
 
-        counts.add(store_pages(con, [current], complete=[False]))
+        counts.add(store_pages(con, [current], complete=False))
     # What is left in the spool belongs to pages a killed crawl stored but did not discard.
     spool.clear()
 
@@ -187,19 +202,50 @@ def _walk_back(
     return chain
 
 
-def _parse_batch(
-    batch: Sequence[_ArchiveRef], spool: PageSpool
-) -> tuple[list[FeedPage], FeedPageError | None]:
-    """Parse a batch in order; stop at the first page that fails and return what came before."""
+def _parser_pool(batches: int) -> Executor:
+    if batches >= PROCESS_PARSE_BATCHES:
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
+    return ThreadPoolExecutor(max_workers=1)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Make a parse worker end when its crawl is killed, rather than wait on its queue forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def prepare_batch(
+    refs: Sequence[tuple[str, str]], spool_folder: str
+) -> tuple[PageBatch | None, list[str], tuple[str, str] | None]:
+    """Parse spooled pages, in order, into one batch; stop at the first page that fails.
+
+    Returns the batch of the pages before the failure (None if there are none), their ids,
+    and the failing page's URL and reason. Runs in a worker process, hence plain values.
+    """
+    spool = PageSpool(Path(spool_folder))
     pages: list[FeedPage] = []
-    for ref in batch:
-        body = spool.get(ref.page_id)
+    failure: tuple[str, str] | None = None
+    for page_id, url in refs:
+        body = spool.get(page_id)
         if body is None:
-            return pages, FeedPageError(ref.url, "its spooled copy vanished; run again")
+            failure = (url, "its spooled copy vanished; run the crawl again")
+            break
         try:
-            page = parse_page(body, ref.url)
+            pages.append(parse_page(body, url))
         except FeedPageError as error:
-            spool.discard(ref.page_id)
-            return pages, error
-        pages.append(page)
-    return pages, None
+            # Dropped so that the next crawl fetches the page again rather than re-read it.
+            spool.discard(page_id)
+            failure = (error.url, error.reason)
+            break
+    batch = build_batch(pages) if pages else None
+    return batch, [page.page_id for page in pages], failure

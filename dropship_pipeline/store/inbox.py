@@ -86,7 +86,6 @@ _PAGES_SCHEMA = pa.schema(
         ("prev_page_id", pa.string()),
         ("next_page_id", pa.string()),
         ("entry_count", pa.int32()),
-        ("complete", pa.bool_()),
     ]
 )
 
@@ -115,39 +114,65 @@ def complete_page_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {page_id for (page_id,) in rows}
 
 
+@dataclass(frozen=True)
+class PageBatch:
+    """Parsed pages turned into Arrow tables, ready to store; picklable, so a worker process
+    can build it while the writer stores the previous one."""
+
+    page_count: int
+    entry_count: int
+    tables: dict[str, pa.Table]
+
+
+def build_batch(pages: Sequence[FeedPage]) -> PageBatch:
+    """Turn pages (oldest first) into the tables :func:`store_batch` loads."""
+    # Pages list their entries newest first; store them oldest first, like the pages.
+    entries = [(page.page_id, entry) for page in pages for entry in reversed(page.entries)]
+    tables = _batch_tables(entries)
+    tables["pages"] = _pages_table(pages)
+    return PageBatch(page_count=len(pages), entry_count=len(entries), tables=tables)
+
+
 def store_pages(
     con: duckdb.DuckDBPyConnection,
     pages: Sequence[FeedPage],
     *,
-    complete: Sequence[bool],
+    complete: bool,
     received_at: datetime | None = None,
 ) -> IngestCounts:
-    """Store ``pages`` (oldest first) and mark each complete or not, in one transaction."""
+    """Store ``pages`` (oldest first), all complete or all not, in one transaction."""
+    return store_batch(con, build_batch(pages), complete=complete, received_at=received_at)
+
+
+def store_batch(
+    con: duckdb.DuckDBPyConnection,
+    batch: PageBatch,
+    *,
+    complete: bool,
+    received_at: datetime | None = None,
+) -> IngestCounts:
+    """Store a batch and the crawl position it covers (its ``feed_pages`` rows) atomically."""
     received_at = received_at or datetime.now(UTC)
-    counts = IngestCounts(pages_read=len(pages))
-    # Pages list their entries newest first; store them oldest first, like the pages.
-    entries = [(page.page_id, entry) for page in pages for entry in reversed(page.entries)]
-    tables = _batch_tables(entries)
+    counts = IngestCounts(pages_read=batch.page_count)
+    tables = batch.tables
 
     with transaction(con):
-        con.register("batch_events", tables["events"])
-        con.register("batch_orders", tables["orders"])
-        con.register("batch_items", tables["items"])
-        con.register("batch_statuses", tables["statuses"])
+        for name, table in tables.items():
+            con.register(f"batch_{name}", table)
         try:
             new_types = _insert_events(con, received_at)
             counts.events_new = len(new_types)
             counts.status_events_new = new_types.count(ORDER_STATUS_UPDATED)
-            counts.events_duplicate = len(entries) - counts.events_new
+            counts.events_duplicate = batch.entry_count - counts.events_new
             counts.orders_new = _insert_orders(con, received_at)
             # New order-created entries for an order already known: re-deliveries.
             counts.orders_duplicate = new_types.count(ORDER_CREATED) - counts.orders_new
             _insert_statuses(con)
             _apply_statuses(con)
+            _record_pages(con, complete, received_at)
         finally:
-            for name in ("batch_events", "batch_orders", "batch_items", "batch_statuses"):
-                con.unregister(name)
-        _record_pages(con, pages, complete, received_at)
+            for name in tables:
+                con.unregister(f"batch_{name}")
     return counts
 
 
@@ -342,15 +367,9 @@ def _apply_statuses(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _record_pages(
-    con: duckdb.DuckDBPyConnection,
-    pages: Sequence[FeedPage],
-    complete: Sequence[bool],
-    received_at: datetime,
-) -> None:
-    """Record the crawl position: one ``feed_pages`` row per page, in this batch's transaction."""
+def _pages_table(pages: Sequence[FeedPage]) -> pa.Table:
     rows: dict[str, list] = {name: [] for name in _PAGES_SCHEMA.names}
-    for page, is_complete in zip(pages, complete, strict=True):
+    for page in pages:
         links = page.links
         rows["page_id"].append(page.page_id)
         rows["url"].append(page.url)
@@ -361,24 +380,25 @@ def _record_pages(
             page_id_from_url(links.next_archive_url) if links.next_archive_url else None
         )
         rows["entry_count"].append(len(page.entries))
-        rows["complete"].append(is_complete)
-    batch_pages = pa.table(rows, schema=_PAGES_SCHEMA)
-    con.register("batch_pages", batch_pages)
-    try:
-        # A page once complete stays as it is: an archive never changes.
-        con.execute(
-            "DELETE FROM feed_pages WHERE NOT complete "
-            "AND page_id IN (SELECT page_id FROM batch_pages)"
-        )
-        con.execute(
-            """
-            INSERT INTO feed_pages
-            SELECT page_id, url, prev_page_id, next_page_id, entry_count, complete, ?
-            FROM batch_pages b
-            WHERE NOT EXISTS (SELECT 1 FROM feed_pages f WHERE f.page_id = b.page_id)
-            QUALIFY row_number() OVER (PARTITION BY page_id ORDER BY complete DESC) = 1
-            """,
-            [received_at],
-        )
-    finally:
-        con.unregister("batch_pages")
+    return pa.table(rows, schema=_PAGES_SCHEMA)
+
+
+def _record_pages(
+    con: duckdb.DuckDBPyConnection, complete: bool, received_at: datetime
+) -> None:
+    """Record the crawl position: one ``feed_pages`` row per page of the batch."""
+    # A page once complete stays as it is: an archive never changes.
+    con.execute(
+        "DELETE FROM feed_pages WHERE NOT complete "
+        "AND page_id IN (SELECT page_id FROM batch_pages)"
+    )
+    con.execute(
+        """
+        INSERT INTO feed_pages
+        SELECT page_id, url, prev_page_id, next_page_id, entry_count, ?, ?
+        FROM batch_pages b
+        WHERE NOT EXISTS (SELECT 1 FROM feed_pages f WHERE f.page_id = b.page_id)
+        QUALIFY row_number() OVER (PARTITION BY page_id) = 1
+        """,
+        [complete, received_at],
+    )
