@@ -50,6 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Serve the shipping-options API (not built yet).",
     )
 
+    requeue = commands.add_parser(
+        "requeue-failed",
+        help="put status updates that failed for good back in the outbox",
+        description="Re-queue failed outbox updates (all, or one order's) and print how many; "
+        "the next run sends them.",
+    )
+    requeue.add_argument("--order", metavar="ORDER_ID", help="only this order's updates")
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -67,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(print)
         if args.command == "simulator":
             return simulator_cli.run(args)
+        if args.command == "requeue-failed":
+            return requeue_failed_command(args.order)
         raise NotImplementedError(
             "serve is not built yet: the shipping-options service is a later issue."
         )
@@ -119,6 +129,20 @@ def run_command() -> int:
         return 0
     print(f"dropship-pipeline run: {failure_reason(result)}", file=sys.stderr)
     return 1
+
+
+def requeue_failed_command(order_id: str | None) -> int:
+    """Put failed outbox updates back to pending; print how many."""
+    from dropship_pipeline.settings import Settings
+    from dropship_pipeline.store.db import connect, transaction
+    from dropship_pipeline.store.outbox import requeue_failed
+
+    settings = Settings.from_env()
+    with connect(settings.db_path) as con, transaction(con):
+        count = requeue_failed(con, order_id=order_id)
+    target = f" of order {order_id}" if order_id else ""
+    print(f"re-queued {count} failed update(s){target}")
+    return 0
 
 
 def summarize(result) -> list[str]:

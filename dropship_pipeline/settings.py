@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from dropship_pipeline.erp.layout import ColumnLayout
 from dropship_pipeline.errors import SettingsError
 
 DEFAULT_API_URL = "https://dropshiprc.iqmetrix.net/v1"
@@ -53,6 +54,8 @@ class Settings:
     confirmations_dir: str = "confirmations"
     export_formats: tuple[str, ...] = ("csv",)
     export_since: datetime | None = None
+    order_layout: ColumnLayout | None = None
+    """The column layout file of ``DROPSHIP_ORDER_LAYOUT``, loaded; None for the contract's."""
 
     @property
     def sftp(self) -> SftpTarget | None:
@@ -127,6 +130,9 @@ class Settings:
             )
 
         key_file = get("DROPSHIP_SFTP_KEY_FILE")
+        layout_file = get("DROPSHIP_ORDER_LAYOUT")
+        # Loaded now so that an unknown column stops the start, not the first export.
+        order_layout = ColumnLayout.load(Path(layout_file).expanduser()) if layout_file else None
         return cls(
             supplier_id=int(supplier_raw),
             api_url=api_url,
@@ -150,6 +156,7 @@ class Settings:
             ),
             export_formats=tuple(dict.fromkeys(formats)),
             export_since=_since(get("DROPSHIP_EXPORT_SINCE")),
+            order_layout=order_layout,
         )
 
 

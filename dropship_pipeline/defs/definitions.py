@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from dropship_pipeline.defs.assets import feed_inbox, orders_are_unique, orders_have_lines
+from dropship_pipeline.defs.export_assets import EXPORT_ASSETS, EXPORT_CHECKS
 from dropship_pipeline.defs.resources import SECRET_FIELDS, SETTING_VARIABLES, PipelineResource
 
 PIPELINE_JOB = "dropship_pipeline_job"
@@ -26,8 +27,11 @@ def pipeline_resource_from_env() -> PipelineResource:
 def build_definitions() -> dg.Definitions:
     pipeline_job = dg.define_asset_job(
         PIPELINE_JOB,
-        selection=dg.AssetSelection.assets("feed_events", "orders"),
-        description="One full cycle: ingest the feed (later steps are added as they land).",
+        selection=dg.AssetSelection.assets(
+            "feed_events", "orders", "erp_order_files", "order_acknowledgements"
+        ),
+        description="One full cycle: ingest the feed, export new orders to the ERP drop, "
+        "acknowledge them (later steps are added as they land).",
     )
     poll = dg.ScheduleDefinition(
         name="feed_poll",
@@ -37,8 +41,8 @@ def build_definitions() -> dg.Definitions:
         description="Polls the Order Notifications feed every 2 minutes.",
     )
     return dg.Definitions(
-        assets=[feed_inbox],
-        asset_checks=[orders_are_unique, orders_have_lines],
+        assets=[feed_inbox, *EXPORT_ASSETS],
+        asset_checks=[orders_are_unique, orders_have_lines, *EXPORT_CHECKS],
         jobs=[pipeline_job],
         schedules=[poll],
         resources={"pipeline": pipeline_resource_from_env()},

@@ -33,6 +33,7 @@ SETTING_VARIABLES: dict[str, str] = {
     "confirmations_dir": "DROPSHIP_CONFIRMATIONS_DIR",
     "export_formats": "DROPSHIP_EXPORT_FORMATS",
     "export_since": "DROPSHIP_EXPORT_SINCE",
+    "order_layout": "DROPSHIP_ORDER_LAYOUT",
 }
 SECRET_FIELDS = frozenset({"client_secret", "password", "access_token", "sftp_password"})
 
@@ -58,6 +59,7 @@ class PipelineResource(dg.ConfigurableResource):
     confirmations_dir: str | None = None
     export_formats: str | None = None
     export_since: str | None = None
+    order_layout: str | None = None
 
     def settings(self) -> Settings:
         """Validate and return the settings; SettingsError names the first bad variable."""

@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -48,10 +45,7 @@ log = logging.getLogger(__name__)
 
 #: Archive pages per DuckDB transaction. A commit costs a few milliseconds (the WAL is
 #: flushed), so one per page would cap a backfill near 8,000 events a second.
-DEFAULT_BATCH_PAGES = 40
-#: From this many batches on, pages are parsed in a worker process: starting one costs about
-#: half a second, parsing 40 pages about a second.
-PROCESS_PARSE_BATCHES = 3
+DEFAULT_BATCH_PAGES = 20
 
 
 class FetchedBody(Protocol):
@@ -139,10 +133,8 @@ def crawl_feed(
         oldest_first[start : start + batch_pages]
         for start in range(0, len(oldest_first), batch_pages)
     ]
-    with connect(db_path) as con, _parser_pool(len(batches)) as pool:
-        # The next batch is parsed while this one is written. A long backfill parses in a
-        # worker process, a short poll in a thread: DuckDB releases the GIL, lxml-driven
-        # Python code does not.
+    with connect(db_path) as con, ThreadPoolExecutor(max_workers=1) as pool:
+        # The next batch is parsed while this one is written: DuckDB releases the GIL.
         pending = pool.submit(prepare_batch, batches[0], str(spool.folder)) if batches else None
         for index in range(len(batches)):
             assert pending is not None
@@ -202,35 +194,13 @@ def _walk_back(
     return chain
 
 
-def _parser_pool(batches: int) -> Executor:
-    if batches >= PROCESS_PARSE_BATCHES:
-        return ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_exit_with_parent,
-            initargs=(os.getpid(),),
-        )
-    return ThreadPoolExecutor(max_workers=1)
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """Make a parse worker end when its crawl is killed, rather than wait on its queue forever."""
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
 def prepare_batch(
     refs: Sequence[tuple[str, str]], spool_folder: str
 ) -> tuple[PageBatch | None, list[str], tuple[str, str] | None]:
     """Parse spooled pages, in order, into one batch; stop at the first page that fails.
 
     Returns the batch of the pages before the failure (None if there are none), their ids,
-    and the failing page's URL and reason. Runs in a worker process, hence plain values.
+    and the failing page's URL and reason.
     """
     spool = PageSpool(Path(spool_folder))
     pages: list[FeedPage] = []

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 #: DuckDB would otherwise cache up to 80% of the machine's memory; past this it spills to disk.
-MEMORY_LIMIT = "192MB"
+MEMORY_LIMIT = "128MB"
 #: Checkpoint after this much WAL rather than DuckDB's default 16 MB: a backfill writes a few
 #: MB of raw XML per batch, and each checkpoint rewrites what changed. Closing checkpoints too.
 CHECKPOINT_THRESHOLD = "256MB"

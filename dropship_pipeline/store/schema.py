@@ -120,6 +120,54 @@ _FEED = [
     """,
 ]
 
+# Exports and the outbox follow the same rule: no PRIMARY KEY or UNIQUE. An order is in one
+# export only and an update id is written once because every insert anti-joins under the single
+# writer; the asset checks `orders_in_one_export` and `update_ids_are_unique` watch it.
+_EXPORTS_AND_OUTBOX = [
+    # One row per file of an export batch: a batch written as CSV and XLSX has two rows with the
+    # same export_id. `staged` rows are recorded before the upload, with the name fixed and the
+    # sha256 of the bytes rendered then; `delivered` once the file is in the drop.
+    """
+    CREATE TABLE erp_exports (
+        export_id VARCHAR NOT NULL,
+        file_name VARCHAR NOT NULL,
+        format VARCHAR NOT NULL,
+        order_count INTEGER NOT NULL,
+        row_count INTEGER NOT NULL,
+        sha256 VARCHAR NOT NULL,
+        state VARCHAR NOT NULL,
+        staged_at TIMESTAMPTZ NOT NULL,
+        uploaded_at TIMESTAMPTZ
+    )
+    """,
+    """
+    CREATE TABLE erp_export_orders (
+        export_id VARCHAR NOT NULL,
+        order_id VARCHAR NOT NULL
+    )
+    """,
+    # The outbox. `seq` orders the sends (oldest first, and within an order strictly in turn);
+    # `next_attempt_at` holds a pending update back after a transient failure.
+    """
+    CREATE TABLE status_updates (
+        update_id VARCHAR NOT NULL,
+        order_id VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        status_code INTEGER NOT NULL,
+        payload VARCHAR NOT NULL,
+        state VARCHAR NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        http_status INTEGER,
+        last_error VARCHAR,
+        created_at TIMESTAMPTZ NOT NULL,
+        sent_at TIMESTAMPTZ,
+        next_attempt_at TIMESTAMPTZ,
+        seq BIGINT NOT NULL
+    )
+    """,
+]
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "feed inbox: pages, events, orders, order items, item statuses", _FEED),
+    (2, "ERP exports, the orders in them, and the status update outbox", _EXPORTS_AND_OUTBOX),
 ]
