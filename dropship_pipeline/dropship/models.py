@@ -169,6 +169,11 @@ class FeedPage:
 # ---- status PUTs -------------------------------------------------------------------------
 
 
+def _without_nones(**fields: object) -> dict[str, object]:
+    """A PUT body: fields not given are left out rather than sent as null."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
 @dataclass(frozen=True, slots=True)
 class OrderStatusUpdate:
     """Body of ``PUT .../Orders(id)/OrderStatusUpdate``. ``Status`` is sent as its number."""
@@ -181,16 +186,14 @@ class OrderStatusUpdate:
     message: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        body: dict[str, object] = {"Id": self.order_id, "Status": int(self.status)}
-        for key, value in (
-            ("TrackingInfo", self.tracking_info),
-            ("ShippingProvider", self.shipping_provider),
-            ("Info", self.info),
-            ("Message", self.message),
-        ):
-            if value is not None:
-                body[key] = value
-        return body
+        return _without_nones(
+            Id=self.order_id,
+            Status=int(self.status),
+            TrackingInfo=self.tracking_info,
+            ShippingProvider=self.shipping_provider,
+            Info=self.info,
+            Message=self.message,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,18 +210,16 @@ class ItemInformation:
     message: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        body: dict[str, object] = {"Sku": self.sku, "Status": int(self.status)}
-        for key, value in (
-            ("CatalogId", self.catalog_id),
-            ("Quantity", self.quantity),
-            ("TrackingInfo", self.tracking_info),
-            ("ShippingProvider", self.shipping_provider),
-            ("Info", self.info),
-            ("Message", self.message),
-        ):
-            if value is not None:
-                body[key] = value
-        return body
+        return _without_nones(
+            Sku=self.sku,
+            Status=int(self.status),
+            CatalogId=self.catalog_id,
+            Quantity=self.quantity,
+            TrackingInfo=self.tracking_info,
+            ShippingProvider=self.shipping_provider,
+            Info=self.info,
+            Message=self.message,
+        )
 
 
 @dataclass(frozen=True, slots=True)
