@@ -12,6 +12,10 @@ best of ``--repeat`` rounds (twice as many for CSV) in which the writers take tu
 - ``openpyxl-plain``: openpyxl in write-only mode appending the same prepared rows, no styles;
 - ``render_xlsx`` with each engine (xlsxwriter, openpyxl), from the DataFrame.
 
+Then uploads the rendered CSV and XLSX to the embedded SFTP server, ``SftpDrop.write_atomic``
+(temporary dot-name, size check, rename) against a raw paramiko ``putfo`` of the same bytes,
+taking turns on two connections open for the whole race.
+
 Prints each time and the ratio to its baseline (target: at most 1.5). Not a test.
 """
 
@@ -20,16 +24,24 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import random
+import secrets
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import openpyxl
 import pandas as pd
+import paramiko
 
+from dropship_pipeline.erp.drop import open_drop
 from dropship_pipeline.erp.writers import ORDER_FILE_COLUMNS, render_csv, render_xlsx
+from dropship_pipeline.settings import Settings
+from dropship_pipeline.simulator.sftp import EmbeddedSftpServer
 
 TARGET_RATIO = 1.5
 
@@ -192,9 +204,70 @@ def main() -> None:
         print(f"{label} / {baseline}: {ratio:.2f}  (target <= {TARGET_RATIO}) {verdict}")
 
     # ---- SFTP upload ----------------------------------------------------------------------
-    # TODO(issue 4): the upload benchmark goes here, added with the file drop: upload
-    # `csv_bytes` and `xlsx_bytes` to the embedded SFTP server through the drop's atomic write,
-    # against a raw paramiko `putfo` of the same bytes; target within 1.5 times of putfo.
+    print()
+    upload_benchmark({"csv": csv_bytes, "xlsx": xlsx_bytes}, args.repeat * 2)
+
+
+def upload_benchmark(files: dict[str, bytes], repeat: int) -> None:
+    """Upload rate to the embedded SFTP server: ``SftpDrop.write_atomic`` against a raw
+    paramiko ``putfo`` of the same bytes, taking turns, each on one open connection."""
+    password = secrets.token_urlsafe(12)
+    with (
+        tempfile.TemporaryDirectory() as root,
+        EmbeddedSftpServer(Path(root), username="bench", password=password) as server,
+    ):
+        settings = Settings(
+            supplier_id=1,
+            drop_url=server.url,
+            sftp_password=password,
+            sftp_known_hosts=server.known_hosts_path,
+        )
+        ssh = paramiko.SSHClient()
+        ssh.load_host_keys(str(server.known_hosts_path))
+        ssh.set_missing_host_key_policy(paramiko.RejectPolicy())
+        ssh.connect(
+            server.host,
+            port=server.port,
+            username="bench",
+            password=password,
+            allow_agent=False,
+            look_for_keys=False,
+            timeout=30,
+        )
+        drop = open_drop(settings)
+        try:
+            raw = ssh.open_sftp()
+            drop.make_folder("drop")
+            raw.mkdir("putfo")
+            rounds = itertools.count()
+
+            def via_drop(data: bytes, suffix: str) -> None:
+                drop.write_atomic(f"drop/bench_{next(rounds)}.{suffix}", data)
+
+            def via_putfo(data: bytes, suffix: str) -> None:
+                raw.putfo(io.BytesIO(data), f"putfo/bench_{next(rounds)}.{suffix}")
+
+            print(f"{'upload':<28}{'seconds':>10}{'MB/s':>12}")
+            for suffix, data in files.items():
+                results = race(
+                    repeat,
+                    {
+                        f"putfo {suffix}": lambda d=data, s=suffix: via_putfo(d, s),
+                        f"write_atomic {suffix}": lambda d=data, s=suffix: via_drop(d, s),
+                    },
+                )
+                for label, seconds in results.items():
+                    print(f"{label:<28}{seconds:>10.3f}{len(data) / seconds / 1e6:>12.1f}")
+                ratio = results[f"write_atomic {suffix}"] / results[f"putfo {suffix}"]
+                verdict = "ok" if ratio <= TARGET_RATIO else "OVER TARGET"
+                print(
+                    f"write_atomic / putfo ({suffix}, {len(data) / 1e6:.1f} MB): {ratio:.2f}  "
+                    f"(target <= {TARGET_RATIO}) {verdict}"
+                )
+            raw.close()
+        finally:
+            drop.close()
+            ssh.close()
 
 
 if __name__ == "__main__":

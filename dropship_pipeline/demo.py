@@ -63,9 +63,7 @@ def run_demo(say: Say = print, *, folder: Path = DEMO_DIR) -> int:
 
     with SimulatorServer(config) as simulator:
         say(f"simulator: iQmetrix Dropship service at {simulator.base_url}")
-        say(
-            f"simulator: {FIRST_ORDERS} orders in {len(simulator.state.page_ids())} feed pages"
-        )
+        say(f"simulator: {FIRST_ORDERS} orders in {len(simulator.state.page_ids())} feed pages")
         settings = {
             "DROPSHIP_API_URL": simulator.base_url,
             "DROPSHIP_AUTH_URL": simulator.base_url,
@@ -78,9 +76,10 @@ def run_demo(say: Say = print, *, folder: Path = DEMO_DIR) -> int:
             "DROPSHIP_SNAPSHOT": str(folder / "dropship_snapshot.duckdb"),
             "DROPSHIP_DROP_URL": str(folder / "drop"),
         }
-        with _environment(settings), dg.DagsterInstance.local_temp(
-            str((folder / "dagster").resolve())
-        ) as instance:
+        with (
+            _environment(settings),
+            dg.DagsterInstance.local_temp(str((folder / "dagster").resolve())) as instance,
+        ):
             job = build_definitions().resolve_job_def(PIPELINE_JOB)
 
             say("run 1: first run, the whole archive")

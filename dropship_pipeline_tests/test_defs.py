@@ -114,8 +114,13 @@ def test_every_command_has_help(command, tmp_path):
 @pytest.mark.slow
 def test_dagster_loads_the_workspace_without_errors_or_warnings():
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate"]
-        + ["-w", "workspace.yaml"],
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

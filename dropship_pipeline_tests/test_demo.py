@@ -18,8 +18,8 @@ def test_the_demo_runs_every_built_stage_and_leaves_its_data_in_its_folder(tmp_p
     assert run_demo(lines.append, folder=tmp_path / "demo") == 0
 
     text = "\n".join(lines)
-    assert f"events_new={FIRST_ORDERS}" in text
-    assert f"events_new={LATER_ORDERS}" in text
+    assert f"orders_new={FIRST_ORDERS}" in text
+    assert f"orders_new={LATER_ORDERS}" in text
     with duckdb.connect(str(tmp_path / "demo" / "dropship.duckdb"), read_only=True) as con:
         orders = con.execute("SELECT count(DISTINCT order_id) FROM orders").fetchone()[0]
     assert orders == FIRST_ORDERS + LATER_ORDERS

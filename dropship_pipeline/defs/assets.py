@@ -3,7 +3,6 @@
 No ``from __future__ import annotations`` here: Dagster reads the context annotation at runtime.
 """
 
-
 import dagster as dg
 
 from dropship_pipeline.defs.resources import PipelineResource

@@ -383,14 +383,11 @@ def _pages_table(pages: Sequence[FeedPage]) -> pa.Table:
     return pa.table(rows, schema=_PAGES_SCHEMA)
 
 
-def _record_pages(
-    con: duckdb.DuckDBPyConnection, complete: bool, received_at: datetime
-) -> None:
+def _record_pages(con: duckdb.DuckDBPyConnection, complete: bool, received_at: datetime) -> None:
     """Record the crawl position: one ``feed_pages`` row per page of the batch."""
     # A page once complete stays as it is: an archive never changes.
     con.execute(
-        "DELETE FROM feed_pages WHERE NOT complete "
-        "AND page_id IN (SELECT page_id FROM batch_pages)"
+        "DELETE FROM feed_pages WHERE NOT complete AND page_id IN (SELECT page_id FROM batch_pages)"
     )
     con.execute(
         """

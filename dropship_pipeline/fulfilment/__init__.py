@@ -1,0 +1,1 @@
+"""Fulfilment: status rules, planning updates from confirmations, and the outbox sender."""
