@@ -1,10 +1,12 @@
 """``dropship-pipeline demo``: the whole loop on this machine, with nothing configured.
 
-It starts a simulated Dropship service on a loopback port with generated credentials, points the
-pipeline's settings at it, and runs the pipeline's job through Dagster twice: once as a first
-run (a backfill of the feed's archive), once after new orders and a shipment update arrive.
-Everything it writes lands under ``data/demo/``; each demo starts from an empty folder there.
-Stages that have not landed yet are named as such in what it prints.
+It starts a simulated Dropship service and an embedded SFTP server (the ERP drop) on loopback
+ports with generated credentials, points the pipeline's settings at them, and runs the
+pipeline's job through Dagster: a first run (a backfill of the feed's archive, the first order
+files, their acknowledgements), then a warehouse robot answers with shipment confirmation files,
+new orders arrive, and a second run polls again. Everything it writes lands under
+``data/demo/``; each demo starts from an empty folder there. Stages that have not landed yet are
+named as such in what it prints.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ import dagster as dg
 import duckdb
 
 from dropship_pipeline.defs.definitions import PIPELINE_JOB, build_definitions
+from dropship_pipeline.erp.drop import open_drop
+from dropship_pipeline.settings import Settings
 from dropship_pipeline.simulator import SimulatorConfig, SimulatorServer
+from dropship_pipeline.simulator.robot import WarehouseRobot
+from dropship_pipeline.simulator.sftp import EmbeddedSftpServer
 
 DEMO_DIR = Path("data/demo")
 FIRST_ORDERS = 260  # six feed pages: a backfill of five archives and the current page
@@ -51,7 +57,9 @@ def run_demo(say: Say = print, *, folder: Path = DEMO_DIR) -> int:
         shutil.rmtree(folder)
     (folder / "dagster").mkdir(parents=True)
     (folder / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (folder / "sftp").mkdir()
     client_secret, password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    sftp_password = secrets.token_urlsafe(16)
     config = SimulatorConfig(
         supplier_id=SUPPLIER_ID,
         seed=2026,
@@ -60,10 +68,19 @@ def run_demo(say: Say = print, *, folder: Path = DEMO_DIR) -> int:
         users={"demo@supplier.example": password},
         initial_orders=FIRST_ORDERS,
     )
+    sftp = EmbeddedSftpServer(
+        folder / "sftp",
+        username="erp",
+        password=sftp_password,
+        known_hosts_path=folder / "known_hosts",
+    )
 
-    with SimulatorServer(config) as simulator:
+    with SimulatorServer(config) as simulator, sftp:
         say(f"simulator: iQmetrix Dropship service at {simulator.base_url}")
-        say(f"simulator: {FIRST_ORDERS} orders in {len(simulator.state.page_ids())} feed pages")
+        say(
+            f"simulator: {FIRST_ORDERS} orders in {len(simulator.state.page_ids())} feed pages"
+        )
+        say(f"sftp: ERP drop at {sftp.url} (host key in {folder / 'known_hosts'})")
         settings = {
             "DROPSHIP_API_URL": simulator.base_url,
             "DROPSHIP_AUTH_URL": simulator.base_url,
@@ -74,17 +91,29 @@ def run_demo(say: Say = print, *, folder: Path = DEMO_DIR) -> int:
             "DROPSHIP_PASSWORD": password,
             "DROPSHIP_DB": str(folder / "dropship.duckdb"),
             "DROPSHIP_SNAPSHOT": str(folder / "dropship_snapshot.duckdb"),
-            "DROPSHIP_DROP_URL": str(folder / "drop"),
+            "DROPSHIP_DROP_URL": sftp.url,
+            "DROPSHIP_SFTP_PASSWORD": sftp_password,
+            "DROPSHIP_SFTP_KNOWN_HOSTS": str(folder / "known_hosts"),
+            "DROPSHIP_EXPORT_FORMATS": "csv,xlsx",
         }
-        with (
-            _environment(settings),
-            dg.DagsterInstance.local_temp(str((folder / "dagster").resolve())) as instance,
-        ):
+        with _environment(settings), dg.DagsterInstance.local_temp(
+            str((folder / "dagster").resolve())
+        ) as instance:
             job = build_definitions().resolve_job_def(PIPELINE_JOB)
 
-            say("run 1: first run, the whole archive")
+            say("run 1: first run: the whole archive, the first order files, acknowledgements")
             if not _run(job, instance, say):
                 return 1
+
+            with open_drop(Settings.from_env()) as drop:
+                robot = WarehouseRobot(drop, seed=2026)
+                report = robot.run_once()
+            say(
+                f"warehouse robot: read {len(report.files_read)} order file(s), wrote "
+                f"{len(report.files_written)} confirmation file(s) with {report.rows.total} rows "
+                f"({report.rows.shipped} shipped, {report.rows.partial} partial, "
+                f"{report.rows.backordered} back-ordered, {report.rows.cancelled} cancelled)"
+            )
 
             simulator.state.add_orders(LATER_ORDERS)
             say(f"simulator: {LATER_ORDERS} new orders arrive; the current page rolls over")
@@ -92,9 +121,14 @@ def run_demo(say: Say = print, *, folder: Path = DEMO_DIR) -> int:
             if not _run(job, instance, say):
                 return 1
 
+        accepted = [u for u in simulator.state.updates() if u.verdict == "accepted"]
+        say(f"simulator: accepted {len(accepted)} status update(s) from the pipeline")
         _report(folder / "dropship.duckdb", say)
-    say("stages not built yet: ERP export, acknowledgement, confirmations, status updates")
-    say(f"everything is under {folder}/ (DuckDB file, Dagster runs in {folder}/dagster)")
+    say(
+        "not built yet: applying the warehouse's confirmation files (shipped, partial, "
+        "back-ordered, cancelled) and the shipping-options service"
+    )
+    say(f"everything is under {folder}/: DuckDB file, ERP drop in sftp/, Dagster runs in dagster/")
     return 0
 
 
@@ -127,7 +161,12 @@ def _report(db_path: Path, say: Say) -> None:
             "(SELECT count(*) FILTER (WHERE complete) FROM feed_pages)"
         ).fetchone()
         to_store = con.execute("SELECT count(*) FROM orders WHERE ship_to_store").fetchone()[0]
+        files, acknowledged = con.execute(
+            "SELECT (SELECT count(*) FROM erp_exports WHERE state = 'delivered'), "
+            "(SELECT count(*) FROM orders WHERE acknowledged_at IS NOT NULL)"
+        ).fetchone()
     say(
         f"DuckDB: {events} feed events, {orders} orders ({to_store} to stores), "
-        f"{lines} order lines, {pages} archive pages complete"
+        f"{lines} order lines, {pages} archive pages complete, {files} order files "
+        f"delivered, {acknowledged} orders acknowledged"
     )
