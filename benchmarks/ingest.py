@@ -206,6 +206,7 @@ def worker_ingest(base_url: str, db_dir: str) -> dict:
         "orders": counts.orders_new,
         "seconds": elapsed,
         "peak_rss_mb": peak_rss_mb(),
+        "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
 
 
@@ -273,7 +274,9 @@ def measure(pages: int, feedparser_pages: int) -> None:
     print(f"ingest / raw fetch:        {rate(ingest) / rate(raw):.2f}")
     print(
         f"ingest peak memory: {ingest['peak_rss_mb']:.0f} MB for {ingest['pages']} pages, "
-        f"{small['peak_rss_mb']:.0f} MB for {small['pages']} pages (target < 300 MB, flat)"
+        f"{small['peak_rss_mb']:.0f} MB for {small['pages']} pages (target < 300 MB, flat); "
+        f"its parse worker: {ingest['worker_peak_rss_mb']:.0f} MB and "
+        f"{small['worker_peak_rss_mb']:.0f} MB"
     )
 
 

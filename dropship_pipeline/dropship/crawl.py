@@ -7,7 +7,9 @@ One crawl:
    (or the oldest page), keeping each archive page's bytes in a spool folder on disk, so memory
    does not grow with the archive and a crawl killed half-way fetches nothing twice;
 3. stores the archive pages oldest first, a batch of pages per DuckDB transaction, each batch
-   together with the ``feed_pages`` rows that mark those pages complete (the crawl position);
+   together with the ``feed_pages`` rows that mark those pages complete (the crawl position).
+   During a backfill the pages are parsed by a worker process (``parse_worker``) while the
+   walk goes on, so that parsing, HTTP and DuckDB's writes do not queue on one core's GIL;
 4. stores the current page last, as not complete: it still grows, and a later crawl reads it
    again (its entries are deduplicated) until it rolls over into an archive.
 
@@ -19,11 +21,13 @@ the page. Its spooled bytes are dropped so that the next crawl fetches it again.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -35,6 +39,7 @@ from dropship_pipeline.store.db import connect
 from dropship_pipeline.store.inbox import (
     IngestCounts,
     PageBatch,
+    batch_from_bytes,
     build_batch,
     complete_page_ids,
     store_batch,
@@ -46,6 +51,8 @@ log = logging.getLogger(__name__)
 #: Archive pages per DuckDB transaction. A commit costs a few milliseconds (the WAL is
 #: flushed), so one per page would cap a backfill near 8,000 events a second.
 DEFAULT_BATCH_PAGES = 20
+WORKER_MODULE = "dropship_pipeline.dropship.parse_worker"
+WORKER_EXIT_SECONDS = 10
 
 
 class FetchedBody(Protocol):
@@ -100,6 +107,12 @@ class PageSpool:
     def clear(self) -> None:
         for path in self.folder.glob("*.xml"):
             path.unlink(missing_ok=True)
+        self.clear_batches()
+
+    def clear_batches(self) -> None:
+        """Parsed batches are per crawl: a killed crawl's are stale."""
+        for path in self.folder.glob("*.batch"):
+            path.unlink(missing_ok=True)
 
 
 def archive_page_id(url: str) -> str:
@@ -117,6 +130,7 @@ def crawl_feed(
 ) -> IngestCounts:
     """Bring the database up to date with the feed; return what was read and stored."""
     spool = PageSpool(Path(spool_dir))
+    spool.clear_batches()
     counts = IngestCounts()
 
     current_url = source.current_page_url
@@ -125,33 +139,27 @@ def crawl_feed(
 
     with connect(db_path) as con:
         complete = complete_page_ids(con)
-    chain = _walk_back(source, current, complete, spool)
-    log.info("feed walk: %d archive page(s) to store behind the current page", len(chain))
+    parser = _ChunkParser(spool)
+    try:
+        chain = _walk_back(source, current, complete, spool, batch_pages, parser.submit)
+        log.info("feed walk: %d archive page(s) to store behind the current page", len(chain))
 
-    oldest_first = [(ref.page_id, ref.url) for ref in reversed(chain)]
-    batches = [
-        oldest_first[start : start + batch_pages]
-        for start in range(0, len(oldest_first), batch_pages)
-    ]
-    with connect(db_path) as con, ThreadPoolExecutor(max_workers=1) as pool:
-        # The next batch is parsed while this one is written: DuckDB releases the GIL.
-        pending = pool.submit(prepare_batch, batches[0], str(spool.folder)) if batches else None
-        for index in range(len(batches)):
-            assert pending is not None
-            batch, page_ids, failure = pending.result()
-            if failure is None and index + 1 < len(batches):
-                pending = pool.submit(prepare_batch, batches[index + 1], str(spool.folder))
-            if batch is not None:
-                stored = store_batch(con, batch, complete=True)
-                counts.add(stored)
-                for page_id in page_ids:
-                    spool.discard(page_id)
-                if on_batch is not None:
-                    on_batch(stored)
-            if failure is not None:
-                raise FeedPageError(*failure)
+        with connect(db_path) as con:
+            for chunk in reversed(range(parser.chunks)):
+                batch, page_ids, failure = parser.result(chunk)
+                if batch is not None:
+                    stored = store_batch(con, batch, complete=True)
+                    counts.add(stored)
+                    for page_id in page_ids:
+                        spool.discard(page_id)
+                    if on_batch is not None:
+                        on_batch(stored)
+                if failure is not None:
+                    raise FeedPageError(*failure)
 
-        counts.add(store_pages(con, [current], complete=False))
+            counts.add(store_pages(con, [current], complete=False))
+    finally:
+        parser.close()
     # What is left in the spool belongs to pages a killed crawl stored but did not discard.
     spool.clear()
 
@@ -165,10 +173,105 @@ def crawl_feed(
     return counts
 
 
+_Result = tuple[PageBatch | None, list[str], tuple[str, str] | None]
+
+
+class _ChunkParser:
+    """Parses the walk's chunks of pages: in a worker process once the walk proves long (a
+    backfill), else in this process. Chunk 0 is the newest; each chunk lists pages oldest first.
+    If the worker cannot be started or dies, the chunks it owes are parsed here instead."""
+
+    def __init__(self, spool: PageSpool) -> None:
+        self.spool = spool
+        self.chunks = 0
+        self._refs: dict[int, list[tuple[str, str]]] = {}
+        self._answers: dict[int, dict] = {}
+        self._worker: subprocess.Popen[str] | None = None
+
+    def submit(self, refs: list[tuple[str, str]], *, last: bool) -> None:
+        chunk = self.chunks
+        self.chunks += 1
+        self._refs[chunk] = refs
+        if self._worker is None and not last:
+            self._start_worker()
+        if self._worker is not None:
+            try:
+                request = {"chunk": chunk, "pages": refs}
+                assert self._worker.stdin is not None
+                self._worker.stdin.write(json.dumps(request) + "\n")
+                self._worker.stdin.flush()
+            except OSError as error:
+                self._give_up(f"it stopped taking work ({error})")
+
+    def result(self, chunk: int) -> _Result:
+        refs = self._refs.pop(chunk)
+        answer = self._answer(chunk) if self._worker is not None else None
+        if answer is None:
+            return prepare_batch(refs, str(self.spool.folder))
+        batch = None
+        if answer["file"] is not None:
+            path = self.spool.folder / answer["file"]
+            batch = batch_from_bytes(path.read_bytes())
+            path.unlink(missing_ok=True)
+        failure = tuple(answer["failure"]) if answer["failure"] is not None else None
+        return batch, list(answer["page_ids"]), failure  # type: ignore[return-value]
+
+    def close(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        try:
+            if worker.stdin is not None:
+                worker.stdin.close()
+            worker.wait(timeout=WORKER_EXIT_SECONDS)
+        except (OSError, subprocess.TimeoutExpired):
+            worker.kill()
+            worker.wait()
+        finally:
+            if worker.stdout is not None:
+                worker.stdout.close()
+
+    def _start_worker(self) -> None:
+        try:
+            self._worker = subprocess.Popen(  # noqa: S603 - this interpreter, our module
+                [sys.executable, "-m", WORKER_MODULE, str(self.spool.folder)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        except OSError as error:
+            log.warning("feed walk: parsing here, the parse worker did not start (%s)", error)
+
+    def _answer(self, chunk: int) -> dict | None:
+        worker = self._worker
+        assert worker is not None and worker.stdout is not None
+        while chunk not in self._answers:
+            line = worker.stdout.readline()
+            if not line:
+                self._give_up("it ended early")
+                return None
+            answer = json.loads(line)
+            self._answers[int(answer["chunk"])] = answer
+        return self._answers.pop(chunk)
+
+    def _give_up(self, why: str) -> None:
+        log.warning("feed walk: parsing here from now on, the parse worker failed: %s", why)
+        self.close()
+
+
 def _walk_back(
-    source: FeedSource, current: FeedPage, complete: set[str], spool: PageSpool
+    source: FeedSource,
+    current: FeedPage,
+    complete: set[str],
+    spool: PageSpool,
+    batch_pages: int,
+    on_chunk: Callable[..., None],
 ) -> list[_ArchiveRef]:
-    """Follow prev-archive from the current page to the newest complete page, newest first."""
+    """Follow prev-archive from the current page to the newest complete page, newest first.
+
+    Every ``batch_pages`` pages, and at the end, hands the pages since the last chunk to
+    ``on_chunk`` (oldest first), so that they can be parsed while the walk goes on.
+    """
     chain: list[_ArchiveRef] = []
     seen = {current.page_id}
     url = current.links.prev_archive_url
@@ -191,7 +294,18 @@ def _walk_back(
             raise
         chain.append(_ArchiveRef(page_id, url))
         url = links.prev_archive_url
+        if len(chain) % batch_pages == 0 and url:
+            on_chunk(_oldest_first(chain[-batch_pages:]), last=False)
+    tail = len(chain) % batch_pages
+    if tail == 0 and chain and not url:
+        tail = batch_pages  # the walk ended at the oldest page, on a chunk boundary
+    if tail:
+        on_chunk(_oldest_first(chain[-tail:]), last=True)
     return chain
+
+
+def _oldest_first(refs: list[_ArchiveRef]) -> list[tuple[str, str]]:
+    return [(ref.page_id, ref.url) for ref in reversed(refs)]
 
 
 def prepare_batch(

@@ -10,6 +10,7 @@ from all of them by publication time, so the order in which entries arrive does 
 from __future__ import annotations
 
 import operator
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -122,6 +123,44 @@ class PageBatch:
     page_count: int
     entry_count: int
     tables: dict[str, pa.Table]
+
+
+_BATCH_MAGIC = b"DSPB1"
+
+
+def batch_to_bytes(batch: PageBatch) -> bytes:
+    """Serialise a batch as Arrow IPC streams, for a parse worker to hand over through a file."""
+    parts = [
+        _BATCH_MAGIC,
+        struct.pack("<QQQ", batch.page_count, batch.entry_count, len(batch.tables)),
+    ]
+    for name, table in batch.tables.items():
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        data = sink.getvalue()
+        encoded = name.encode()
+        parts += [struct.pack("<QQ", len(encoded), data.size), encoded, data.to_pybytes()]
+    return b"".join(parts)
+
+
+def batch_from_bytes(data: bytes) -> PageBatch:
+    """Read what :func:`batch_to_bytes` wrote; ValueError when it is not such a file."""
+    if not data.startswith(_BATCH_MAGIC):
+        raise ValueError("not a page batch file")
+    offset = len(_BATCH_MAGIC)
+    page_count, entry_count, table_count = struct.unpack_from("<QQQ", data, offset)
+    offset += 24
+    tables: dict[str, pa.Table] = {}
+    buffer = pa.py_buffer(data)
+    for _ in range(table_count):
+        name_size, data_size = struct.unpack_from("<QQ", data, offset)
+        offset += 16
+        name = data[offset : offset + name_size].decode()
+        offset += name_size
+        tables[name] = pa.ipc.open_stream(buffer.slice(offset, data_size)).read_all()
+        offset += data_size
+    return PageBatch(page_count=page_count, entry_count=entry_count, tables=tables)
 
 
 def build_batch(pages: Sequence[FeedPage]) -> PageBatch:

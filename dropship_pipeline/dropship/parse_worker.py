@@ -1,0 +1,75 @@
+"""A worker process that parses spooled feed pages for a backfill, on the other core.
+
+The crawl stores archive pages oldest first, so it cannot store anything until its walk back
+through ``prev-archive`` reaches the end; parsing, though, can start as soon as a page is
+spooled, and in a process of its own it does not compete with the walk's HTTP and DuckDB's
+writes for the GIL.
+
+Protocol, one JSON object per line. The crawl writes ``{"chunk": k, "pages": [[page_id, url],
+...]}`` (pages oldest first) to the worker's stdin; the worker answers on stdout with ``{"chunk":
+k, "file": name | null, "page_ids": [...], "failure": [url, reason] | null}`` once the chunk's
+batch is in ``name`` in the spool folder. It takes the oldest chunk it has been given first (the
+highest ``k``), because that is the one the crawl will store first. It ends at end of input,
+which also happens when the crawl is killed.
+
+Run as ``python -m dropship_pipeline.dropship.parse_worker SPOOL_FOLDER``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+from dropship_pipeline.dropship.crawl import prepare_batch
+from dropship_pipeline.store.inbox import batch_to_bytes
+
+
+def chunk_file_name(chunk: int) -> str:
+    return f"chunk-{chunk}.batch"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    spool = Path(args[0])
+    waiting: dict[int, list[tuple[str, str]]] = {}
+    ready = threading.Condition()
+    ended = False
+
+    def read_requests() -> None:
+        nonlocal ended
+        for line in sys.stdin:
+            request = json.loads(line)
+            with ready:
+                waiting[int(request["chunk"])] = [tuple(ref) for ref in request["pages"]]
+                ready.notify()
+        with ready:
+            ended = True
+            ready.notify()
+
+    threading.Thread(target=read_requests, name="requests", daemon=True).start()
+    while True:
+        with ready:
+            while not waiting and not ended:
+                ready.wait()
+            if not waiting:
+                return 0
+            chunk = max(waiting)
+            refs = waiting.pop(chunk)
+
+        batch, page_ids, failure = prepare_batch(refs, str(spool))
+        name = None
+        if batch is not None:
+            name = chunk_file_name(chunk)
+            temp = spool / f".{name}.{os.getpid()}.part"
+            temp.write_bytes(batch_to_bytes(batch))
+            os.replace(temp, spool / name)
+        answer = {"chunk": chunk, "file": name, "page_ids": page_ids, "failure": failure}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
