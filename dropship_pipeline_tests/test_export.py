@@ -1,6 +1,11 @@
-"""The ERP export against real parts: a DuckDB file fed by the simulator's feed, a local folder
-and the embedded SFTP server as drops, files read back with csv and openpyxl, acknowledgements
-PUT to the simulator. The crash tests kill a child process at each step and run again.
+"""The ERP export against real parts: a DuckDB file fed by the simulator's feed, a local folder,
+the embedded SFTP server and a real OpenSSH server as drops, files read back with csv and
+openpyxl, acknowledgements PUT to the simulator. The crash tests kill a child process at each step
+and run again.
+
+The OpenSSH cases (marker ``openssh``) use the session's sshd from ``conftest.py``: key login,
+its known-hosts file, and a drop folder under the test's own ``tmp_path``. Where sshd is missing
+they are skipped with the reason, or fail under ``CI=true``.
 """
 
 from __future__ import annotations
@@ -31,12 +36,15 @@ from dropship_pipeline.fulfilment.outbox import send_outbox
 from dropship_pipeline.settings import Settings
 from dropship_pipeline.simulator import SimulatorServer
 from dropship_pipeline.simulator.sftp import EmbeddedSftpServer, SftpFaults
+from dropship_pipeline_tests.openssh import OpenSshServer
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "export-test-token"
 SFTP_PASSWORD = "export drop password"
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_total=10)
 ORDERS = 12
+DROPS = ["local", "embedded", pytest.param("openssh", marks=pytest.mark.openssh)]
+"""Every kind of drop the export's integration tests run against."""
 
 
 @dataclass
@@ -47,6 +55,7 @@ class Setup:
     env: dict[str, str]
     drop_root: Path
     sftp: EmbeddedSftpServer | None = None
+    openssh: OpenSshServer | None = None
 
     @property
     def settings(self) -> Settings:
@@ -93,17 +102,26 @@ def make_setup(
             "DROPSHIP_DB": str(tmp_path / "pipeline.duckdb"),
             "DROPSHIP_EXPORT_FORMATS": formats,
         }
-        sftp = None
+        sftp = openssh = None
         if drop == "local":
             drop_root = tmp_path / "drop"
             env["DROPSHIP_DROP_URL"] = str(drop_root)
-        else:
+        elif drop == "embedded":
             sftp = request.getfixturevalue("embedded_sftp")
             drop_root = sftp.root
             env["DROPSHIP_DROP_URL"] = sftp.url
             env["DROPSHIP_SFTP_PASSWORD"] = SFTP_PASSWORD
             env["DROPSHIP_SFTP_KNOWN_HOSTS"] = str(sftp.known_hosts_path)
-        setup = Setup(server, env, drop_root, sftp)
+        elif drop == "openssh":
+            openssh = request.getfixturevalue("openssh_server")
+            drop_root = tmp_path / "drop"
+            drop_root.mkdir()  # the URL's base folder; the export makes the orders folder in it
+            env["DROPSHIP_DROP_URL"] = openssh.url(drop_root)
+            env["DROPSHIP_SFTP_KEY_FILE"] = str(openssh.client_key)
+            env["DROPSHIP_SFTP_KNOWN_HOSTS"] = str(openssh.known_hosts)
+        else:
+            raise ValueError(f"unknown drop {drop!r}")
+        setup = Setup(server, env, drop_root, sftp, openssh)
         setup.crawl()
         return setup
 
@@ -186,7 +204,7 @@ def assert_delivered_exactly_once(setup: Setup, formats: tuple[str, ...] = ("csv
 # ---- the export, end to end ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("drop", ["local", "embedded"])
+@pytest.mark.parametrize("drop", DROPS)
 def test_new_orders_reach_the_drop_once_as_csv_and_xlsx_and_are_acknowledged(make_setup, drop):
     setup = make_setup(drop)
 
@@ -389,7 +407,7 @@ def run_killed(setup: Setup, point: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("drop", ["local", "embedded"])
+@pytest.mark.parametrize("drop", DROPS)
 @pytest.mark.parametrize("point", ["after_staging", "mid_upload", "after_upload", "after_mark"])
 def test_an_export_killed_at_any_step_delivers_once_when_run_again(make_setup, drop, point):
     setup = make_setup(drop)
