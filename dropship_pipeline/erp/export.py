@@ -210,8 +210,8 @@ def _deliver(
         digest = sha256_hex(data)
         path = f"{orders_dir}/{file.file_name}"
         if digest != file.sha256 and drop.exists(path):
-            # Rendered differently than when staged (the layout changed): what counts is
-            # whether the drop already holds the bytes that were staged.
+            # Rendered to other bytes than when staged (XLSX carries its write time, or the
+            # layout changed): what counts is whether the drop holds the bytes staged.
             if sha256_hex(drop.read(path)) != file.sha256:
                 raise DropTargetExistsError(
                     f"Export {batch.export_id}: {drop.location}/{path} holds bytes that were "
@@ -221,8 +221,9 @@ def _deliver(
             continue
         if digest != file.sha256:
             log.warning(
-                "Export %s: %s renders differently than when staged (was the column layout "
-                "changed?); delivering the new rendering of the same orders",
+                "Export %s: %s renders to other bytes than when staged (an XLSX file carries "
+                "the time it was written; or the column layout changed); delivering the new "
+                "rendering of the same orders",
                 batch.export_id,
                 file.file_name,
             )
