@@ -393,3 +393,35 @@ def test_a_backfill_killed_half_way_resumes_without_refetching_or_skipping(
     stored = table_counts(db)
     assert stored["events"] == stored["distinct_events"] == 1000
     assert stored_order_ids(db) == simulator_order_ids(server)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_backfill_gives_the_same_result_with_no_or_several_parse_workers(
+    start, tmp_path, workers
+):
+    server = start(initial_orders=700)  # 14 pages, several batches
+    db = tmp_path / "feed.duckdb"
+
+    counts = crawl(server, db, batch_pages=3, parse_workers=workers)
+
+    assert counts.events_new == 700
+    stored = table_counts(db)
+    assert stored["events"] == stored["distinct_events"] == 700
+    assert stored_order_ids(db) == simulator_order_ids(server)
+
+
+def test_a_parse_worker_that_dies_leaves_its_work_to_the_crawl_itself(
+    start, tmp_path, monkeypatch
+):
+    from dropship_pipeline.dropship import crawl as crawl_module
+
+    # A module that does not exist: the worker's interpreter exits at once.
+    monkeypatch.setattr(crawl_module, "WORKER_MODULE", "dropship_pipeline.no_such_worker")
+    server = start(initial_orders=700)
+    db = tmp_path / "feed.duckdb"
+
+    counts = crawl(server, db, batch_pages=3)
+
+    assert counts.events_new == 700
+    assert stored_order_ids(db) == simulator_order_ids(server)
+    assert not list((tmp_path / "feed.spool").glob("*"))

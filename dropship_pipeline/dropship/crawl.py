@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,9 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_PAGES = 20
 WORKER_MODULE = "dropship_pipeline.dropship.parse_worker"
 WORKER_EXIT_SECONDS = 10
+#: Parsing is the slowest stage of a backfill. A second worker measured no clear gain on two
+#: cores (benchmarks/ingest.py, where the simulator shares them) and costs ~200 MB.
+DEFAULT_PARSE_WORKERS = 1
 
 
 class FetchedBody(Protocol):
@@ -126,9 +130,14 @@ def crawl_feed(
     *,
     spool_dir: Path | str,
     batch_pages: int = DEFAULT_BATCH_PAGES,
+    parse_workers: int = DEFAULT_PARSE_WORKERS,
     on_batch: Callable[[IngestCounts], None] | None = None,
 ) -> IngestCounts:
-    """Bring the database up to date with the feed; return what was read and stored."""
+    """Bring the database up to date with the feed; return what was read and stored.
+
+    A backfill longer than one batch is parsed by ``parse_workers`` worker processes while
+    the walk goes on; 0 parses everything in this process.
+    """
     spool = PageSpool(Path(spool_dir))
     spool.clear_batches()
     counts = IngestCounts()
@@ -139,7 +148,7 @@ def crawl_feed(
 
     with connect(db_path) as con:
         complete = complete_page_ids(con)
-    parser = _ChunkParser(spool)
+    parser = _ChunkParser(spool, parse_workers)
     try:
         chain = _walk_back(source, current, complete, spool, batch_pages, parser.submit)
         log.info("feed walk: %d archive page(s) to store behind the current page", len(chain))
@@ -176,36 +185,89 @@ def crawl_feed(
 _Result = tuple[PageBatch | None, list[str], tuple[str, str] | None]
 
 
-class _ChunkParser:
-    """Parses the walk's chunks of pages: in a worker process once the walk proves long (a
-    backfill), else in this process. Chunk 0 is the newest; each chunk lists pages oldest first.
-    If the worker cannot be started or dies, the chunks it owes are parsed here instead."""
+class _Worker:
+    """One parse worker process and the thread that reads its answers."""
 
-    def __init__(self, spool: PageSpool) -> None:
+    def __init__(self, spool_folder: Path, answers: dict[int, dict], ready: threading.Condition):
+        self.process = subprocess.Popen(  # noqa: S603 - this interpreter, our module
+            [sys.executable, "-m", WORKER_MODULE, str(spool_folder)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.alive = True
+        self._answers = answers
+        self._ready = ready
+        self._reader = threading.Thread(target=self._read, name="parse-answers", daemon=True)
+        self._reader.start()
+
+    def send(self, chunk: int, refs: list[tuple[str, str]]) -> bool:
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.write(json.dumps({"chunk": chunk, "pages": refs}) + "\n")
+            self.process.stdin.flush()
+        except OSError as error:
+            log.warning("feed walk: a parse worker stopped taking work (%s)", error)
+            return False
+        return True
+
+    def close(self) -> None:
+        try:
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+            self.process.wait(timeout=WORKER_EXIT_SECONDS)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait()
+        self._reader.join(timeout=WORKER_EXIT_SECONDS)
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            for line in self.process.stdout:
+                answer = json.loads(line)
+                with self._ready:
+                    self._answers[int(answer["chunk"])] = answer
+                    self._ready.notify_all()
+        with self._ready:
+            self.alive = False
+            self._ready.notify_all()
+
+
+class _ChunkParser:
+    """Parses the walk's chunks of pages: in worker processes once the walk proves long (a
+    backfill), else in this process. Chunk 0 is the newest; each chunk lists pages oldest
+    first. A chunk whose worker could not take it or died is parsed here instead."""
+
+    def __init__(self, spool: PageSpool, workers: int) -> None:
         self.spool = spool
         self.chunks = 0
+        self._wanted_workers = workers
         self._refs: dict[int, list[tuple[str, str]]] = {}
+        self._owner: dict[int, _Worker] = {}
         self._answers: dict[int, dict] = {}
-        self._worker: subprocess.Popen[str] | None = None
+        self._ready = threading.Condition()
+        self._workers: list[_Worker] = []
 
     def submit(self, refs: list[tuple[str, str]], *, last: bool) -> None:
         chunk = self.chunks
         self.chunks += 1
         self._refs[chunk] = refs
-        if self._worker is None and not last:
-            self._start_worker()
-        if self._worker is not None:
-            try:
-                request = {"chunk": chunk, "pages": refs}
-                assert self._worker.stdin is not None
-                self._worker.stdin.write(json.dumps(request) + "\n")
-                self._worker.stdin.flush()
-            except OSError as error:
-                self._give_up(f"it stopped taking work ({error})")
+        if not self._workers and not last:
+            self._start_workers()
+        if self._workers:
+            worker = self._workers[chunk % len(self._workers)]
+            if worker.send(chunk, refs):
+                self._owner[chunk] = worker
 
     def result(self, chunk: int) -> _Result:
         refs = self._refs.pop(chunk)
-        answer = self._answer(chunk) if self._worker is not None else None
+        worker = self._owner.pop(chunk, None)
+        answer = None
+        if worker is not None:
+            with self._ready:
+                self._ready.wait_for(lambda: chunk in self._answers or not worker.alive)
+                answer = self._answers.pop(chunk, None)
         if answer is None:
             return prepare_batch(refs, str(self.spool.folder))
         batch = None
@@ -217,46 +279,17 @@ class _ChunkParser:
         return batch, list(answer["page_ids"]), failure  # type: ignore[return-value]
 
     def close(self) -> None:
-        worker, self._worker = self._worker, None
-        if worker is None:
-            return
-        try:
-            if worker.stdin is not None:
-                worker.stdin.close()
-            worker.wait(timeout=WORKER_EXIT_SECONDS)
-        except (OSError, subprocess.TimeoutExpired):
-            worker.kill()
-            worker.wait()
-        finally:
-            if worker.stdout is not None:
-                worker.stdout.close()
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.close()
 
-    def _start_worker(self) -> None:
-        try:
-            self._worker = subprocess.Popen(  # noqa: S603 - this interpreter, our module
-                [sys.executable, "-m", WORKER_MODULE, str(self.spool.folder)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-        except OSError as error:
-            log.warning("feed walk: parsing here, the parse worker did not start (%s)", error)
-
-    def _answer(self, chunk: int) -> dict | None:
-        worker = self._worker
-        assert worker is not None and worker.stdout is not None
-        while chunk not in self._answers:
-            line = worker.stdout.readline()
-            if not line:
-                self._give_up("it ended early")
-                return None
-            answer = json.loads(line)
-            self._answers[int(answer["chunk"])] = answer
-        return self._answers.pop(chunk)
-
-    def _give_up(self, why: str) -> None:
-        log.warning("feed walk: parsing here from now on, the parse worker failed: %s", why)
-        self.close()
+    def _start_workers(self) -> None:
+        for _ in range(self._wanted_workers):
+            try:
+                self._workers.append(_Worker(self.spool.folder, self._answers, self._ready))
+            except OSError as error:
+                log.warning("feed walk: a parse worker did not start (%s)", error)
+                break
 
 
 def _walk_back(
