@@ -77,9 +77,7 @@ def run_demo(say: Say = print, *, folder: Path = DEMO_DIR) -> int:
 
     with SimulatorServer(config) as simulator, sftp:
         say(f"simulator: iQmetrix Dropship service at {simulator.base_url}")
-        say(
-            f"simulator: {FIRST_ORDERS} orders in {len(simulator.state.page_ids())} feed pages"
-        )
+        say(f"simulator: {FIRST_ORDERS} orders in {len(simulator.state.page_ids())} feed pages")
         say(f"sftp: ERP drop at {sftp.url} (host key in {folder / 'known_hosts'})")
         settings = {
             "DROPSHIP_API_URL": simulator.base_url,
@@ -96,9 +94,10 @@ def run_demo(say: Say = print, *, folder: Path = DEMO_DIR) -> int:
             "DROPSHIP_SFTP_KNOWN_HOSTS": str(folder / "known_hosts"),
             "DROPSHIP_EXPORT_FORMATS": "csv,xlsx",
         }
-        with _environment(settings), dg.DagsterInstance.local_temp(
-            str((folder / "dagster").resolve())
-        ) as instance:
+        with (
+            _environment(settings),
+            dg.DagsterInstance.local_temp(str((folder / "dagster").resolve())) as instance,
+        ):
             job = build_definitions().resolve_job_def(PIPELINE_JOB)
 
             say("run 1: first run: the whole archive, the first order files, acknowledgements")

@@ -410,9 +410,7 @@ def test_a_backfill_gives_the_same_result_with_no_or_several_parse_workers(
     assert stored_order_ids(db) == simulator_order_ids(server)
 
 
-def test_a_parse_worker_that_dies_leaves_its_work_to_the_crawl_itself(
-    start, tmp_path, monkeypatch
-):
+def test_a_parse_worker_that_dies_leaves_its_work_to_the_crawl_itself(start, tmp_path, monkeypatch):
     from dropship_pipeline.dropship import crawl as crawl_module
 
     # A module that does not exist: the worker's interpreter exits at once.
