@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dropship_pipeline.dropship.atom import page_id_from_url
 from dropship_pipeline.dropship.models import (
@@ -203,11 +204,13 @@ def store_batch(
             counts.events_new = len(new_types)
             counts.status_events_new = new_types.count(ORDER_STATUS_UPDATED)
             counts.events_duplicate = batch.entry_count - counts.events_new
-            counts.orders_new = _insert_orders(con, received_at)
+            counts.orders_new = _insert_orders(con, tables["items"], received_at)
             # New order-created entries for an order already known: re-deliveries.
             counts.orders_duplicate = new_types.count(ORDER_CREATED) - counts.orders_new
-            _insert_statuses(con)
-            _apply_statuses(con)
+            if tables["statuses"].num_rows:
+                _insert_statuses(con)
+            if tables["statuses"].num_rows or _have_stored_statuses(con):
+                _apply_statuses(con)
             _record_pages(con, complete, received_at)
         finally:
             for name in tables:
@@ -305,37 +308,40 @@ def _insert_events(con: duckdb.DuckDBPyConnection, received_at: datetime) -> lis
     return [event_type for (event_type,) in rows]
 
 
-def _insert_orders(con: duckdb.DuckDBPyConnection, received_at: datetime) -> int:
+def _insert_orders(con: duckdb.DuckDBPyConnection, items: pa.Table, received_at: datetime) -> int:
     columns = ", ".join(_ORDER_FIELDS)
     selected = ", ".join(f"b.{name}" for name in _ORDER_FIELDS)
     # The first order-created entry of an order wins; later copies (re-deliveries under a new
     # entry id) are kept in feed_events only. The batch holds each order once already.
-    row = con.execute(
+    created = con.execute(
         f"""
         INSERT INTO orders ({columns}, created_at, created_entry_id, received_at)
         SELECT {selected}, b.created_at, b.entry_id, ?
         FROM batch_orders b
         WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = b.order_id)
+        RETURNING created_entry_id
         """,
         [received_at],
-    ).fetchone()
-    inserted = int(row[0]) if row else 0
-    if inserted:
-        con.execute(
-            """
-            INSERT INTO order_items (order_id, line_number, sku, catalog_id, description,
-                                     quantity, selling_price)
-            SELECT i.order_id, i.line_number, i.sku, i.catalog_id, i.description,
-                   i.quantity, i.selling_price
-            FROM batch_items i
-            JOIN orders o ON o.order_id = i.order_id AND o.created_entry_id = i.entry_id
-            WHERE NOT EXISTS (
-                SELECT 1 FROM order_items x
-                WHERE x.order_id = i.order_id AND x.line_number = i.line_number
+    ).fetchall()
+    if created:
+        # Lines go in with their order, in this transaction, so only the orders just created
+        # can lack them: no need to look at the stored lines or orders again.
+        entry_ids = pa.array([entry_id for (entry_id,) in created], type=pa.string())
+        new_items = items.filter(pc.is_in(items["entry_id"], value_set=entry_ids))
+        con.register("batch_new_items", new_items)
+        try:
+            con.execute(
+                """
+                INSERT INTO order_items (order_id, line_number, sku, catalog_id, description,
+                                         quantity, selling_price)
+                SELECT order_id, line_number, sku, catalog_id, description, quantity,
+                       selling_price
+                FROM batch_new_items
+                """
             )
-            """
-        )
-    return inserted
+        finally:
+            con.unregister("batch_new_items")
+    return len(created)
 
 
 def _insert_statuses(con: duckdb.DuckDBPyConnection) -> None:
@@ -353,6 +359,16 @@ def _insert_statuses(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+def _have_stored_statuses(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether an order of this batch has status entries stored before it (they can arrive
+    before the order itself when pages are re-read in another order)."""
+    row = con.execute(
+        "SELECT EXISTS (SELECT 1 FROM feed_item_statuses s "
+        "WHERE s.order_id IN (SELECT order_id FROM batch_orders))"
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _apply_statuses(con: duckdb.DuckDBPyConnection) -> None:
