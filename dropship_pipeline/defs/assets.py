@@ -76,9 +76,9 @@ def feed_inbox(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     )
 
 
-@dg.asset_check(asset="orders", description="No order id appears twice.")
+@dg.asset_check(asset="orders", pool=DB_POOL, description="No order id appears twice.")
 def orders_are_unique(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    with connect(pipeline.settings().db_path, read_only=False) as con:
+    with connect(pipeline.settings().db_path) as con:
         row = con.execute(
             "SELECT count(*) FROM (SELECT order_id FROM orders GROUP BY 1 HAVING count(*) > 1)"
         ).fetchone()
@@ -86,7 +86,7 @@ def orders_are_unique(pipeline: PipelineResource) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicated_orders": duplicates})
 
 
-@dg.asset_check(asset="orders", description="Every order has at least one line.")
+@dg.asset_check(asset="orders", pool=DB_POOL, description="Every order has at least one line.")
 def orders_have_lines(pipeline: PipelineResource) -> dg.AssetCheckResult:
     with connect(pipeline.settings().db_path) as con:
         row = con.execute(
