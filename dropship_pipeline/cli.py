@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _load_dotenv()
     try:
         if args.command == "run":
-            return run_command()
+            return run_command(verbose=args.verbose)
         if args.command == "demo":
             from dropship_pipeline.demo import run_demo
 
@@ -108,7 +108,14 @@ def _instance() -> Iterator[object]:
             yield instance
 
 
-def run_command() -> int:
+def run_config(*, verbose: bool = False) -> dict:
+    """Run config for in-process runs: Dagster's step logs only with ``--verbose``, since a
+    failure is reported as one line of our own (:func:`failure_reason`)."""
+    level = "INFO" if verbose else "CRITICAL"
+    return {"loggers": {"console": {"config": {"log_level": level}}}}
+
+
+def run_command(*, verbose: bool = False) -> int:
     """One headless cycle through Dagster; prints a summary of each asset's metadata."""
     from dropship_pipeline.settings import Settings
 
@@ -121,7 +128,7 @@ def run_command() -> int:
         result = job.execute_in_process(
             instance=instance,  # type: ignore[arg-type]
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config=run_config(verbose=verbose),
         )
     for line in summarize(result):
         print(line)
@@ -164,10 +171,11 @@ def failure_reason(result) -> str:
         error = event.step_failure_data.error
         reason = "the step failed"
         while error is not None:
-            message = error.message.strip()
-            prefix = f"{error.cls_name}: "
             if error.cls_name and not error.cls_name.startswith("Dagster"):
-                reason = message.removeprefix(prefix)
+                # The message starts with the error's class, qualified by its module.
+                message = error.message.strip()
+                _, found, rest = message.partition(f"{error.cls_name}: ")
+                reason = rest if found else message
             error = error.cause
         return f"step {event.step_key} failed: {reason}"
     return "the run failed; see the Dagster logs."

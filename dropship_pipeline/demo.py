@@ -21,6 +21,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from dropship_pipeline.cli import failure_reason, run_config
 from dropship_pipeline.defs.definitions import PIPELINE_JOB, build_definitions
 from dropship_pipeline.erp.drop import open_drop
 from dropship_pipeline.settings import Settings
@@ -135,7 +136,7 @@ def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, say: Say) -> bool:
     result = job.execute_in_process(
         instance=instance,
         raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        run_config=run_config(),
     )
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
@@ -146,8 +147,6 @@ def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, say: Say) -> bool:
         )
         say(f"  {materialization.asset_key.to_user_string()}: {figures}")
     if not result.success:
-        from dropship_pipeline.cli import failure_reason
-
         say(f"  failed: {failure_reason(result)}")
     return result.success
 

@@ -98,6 +98,17 @@ def test_the_run_command_names_a_missing_setting_in_one_line(tmp_path):
     assert "DROPSHIP_SUPPLIER_ID" in result.stderr
 
 
+@pytest.mark.slow
+def test_a_refused_call_fails_the_run_with_one_line_naming_it(pipeline_env, tmp_path):
+    env = {**pipeline_env, "DROPSHIP_ACCESS_TOKEN": "not-the-token"}
+    result = run_cli("run", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "HTTP 401" in lines[0] and "DROPSHIP_ACCESS_TOKEN" in lines[0]
+    assert "not-the-token" not in result.stderr
+
+
 def test_serve_is_not_built_yet_and_says_so(tmp_path):
     result = run_cli("serve", env={}, cwd=tmp_path)
     assert result.returncode == 1
