@@ -28,6 +28,7 @@ def pipeline_env(make_simulator, tmp_path, monkeypatch):
         "DROPSHIP_SUPPLIER_ID": str(server.state.supplier_ids[0]),
         "DROPSHIP_ACCESS_TOKEN": TOKEN,
         "DROPSHIP_DB": str(tmp_path / "pipeline.duckdb"),
+        "DROPSHIP_SNAPSHOT": str(tmp_path / "snapshot.duckdb"),
         "DROPSHIP_DROP_URL": str(tmp_path / "drop"),
     }
     for name, value in env.items():
@@ -67,6 +68,9 @@ def test_the_job_ingests_the_feed_and_reports_counts_as_metadata(pipeline_env):
     assert order_metadata["orders_new"].value == 120
     assert TOKEN not in str(event_metadata) + str(order_metadata)
     with duckdb.connect(pipeline_env["DROPSHIP_DB"], read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM orders").fetchone()[0] == 120
+    # The analysts' copy is published at the end of the run, with the same orders.
+    with duckdb.connect(pipeline_env["DROPSHIP_SNAPSHOT"], read_only=True) as con:
         assert con.execute("SELECT count(*) FROM orders").fetchone()[0] == 120
 
 

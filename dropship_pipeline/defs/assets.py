@@ -8,6 +8,7 @@ import dagster as dg
 from dropship_pipeline.defs.resources import PipelineResource
 from dropship_pipeline.dropship.crawl import crawl_feed
 from dropship_pipeline.store.db import connect
+from dropship_pipeline.store.snapshot import publish_snapshot
 
 #: Every asset that writes DuckDB runs in this pool, whose limit is 1 (dagster.yaml):
 #: DuckDB has a single writer.
@@ -96,4 +97,24 @@ def orders_have_lines(pipeline: PipelineResource) -> dg.AssetCheckResult:
     without_lines = int(row[0]) if row else 0
     return dg.AssetCheckResult(
         passed=without_lines == 0, metadata={"orders_without_lines": without_lines}
+    )
+
+
+@dg.asset(
+    deps=["order_acknowledgements"],
+    pool=DB_POOL,
+    group_name="analysts",
+    description="A read-only copy of the database for analysts (DROPSHIP_SNAPSHOT), replaced "
+    "atomically after each run, so that queries never hold the pipeline's own file.",
+)
+def analyst_snapshot(context: dg.AssetExecutionContext, pipeline: PipelineResource):
+    settings = pipeline.settings()
+    snapshot = publish_snapshot(settings.db_path, settings.snapshot_path)
+    context.log.info("snapshot: %s, %d bytes", snapshot.path, snapshot.size_bytes)
+    return dg.MaterializeResult(
+        metadata={
+            "path": str(snapshot.path),
+            "size_bytes": snapshot.size_bytes,
+            **{f"rows_{table}": count for table, count in snapshot.row_counts.items()},
+        }
     )

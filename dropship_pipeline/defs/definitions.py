@@ -6,7 +6,12 @@ import os
 
 import dagster as dg
 
-from dropship_pipeline.defs.assets import feed_inbox, orders_are_unique, orders_have_lines
+from dropship_pipeline.defs.assets import (
+    analyst_snapshot,
+    feed_inbox,
+    orders_are_unique,
+    orders_have_lines,
+)
 from dropship_pipeline.defs.export_assets import EXPORT_ASSETS, EXPORT_CHECKS
 from dropship_pipeline.defs.resources import SECRET_FIELDS, SETTING_VARIABLES, PipelineResource
 
@@ -28,10 +33,14 @@ def build_definitions() -> dg.Definitions:
     pipeline_job = dg.define_asset_job(
         PIPELINE_JOB,
         selection=dg.AssetSelection.assets(
-            "feed_events", "orders", "erp_order_files", "order_acknowledgements"
+            "feed_events",
+            "orders",
+            "erp_order_files",
+            "order_acknowledgements",
+            "analyst_snapshot",
         ),
         description="One full cycle: ingest the feed, export new orders to the ERP drop, "
-        "acknowledge them (later steps are added as they land).",
+        "acknowledge them, publish the analysts' snapshot (later steps are added as they land).",
     )
     poll = dg.ScheduleDefinition(
         name="feed_poll",
@@ -41,7 +50,7 @@ def build_definitions() -> dg.Definitions:
         description="Polls the Order Notifications feed every 2 minutes.",
     )
     return dg.Definitions(
-        assets=[feed_inbox, *EXPORT_ASSETS],
+        assets=[feed_inbox, *EXPORT_ASSETS, analyst_snapshot],
         asset_checks=[orders_are_unique, orders_have_lines, *EXPORT_CHECKS],
         jobs=[pipeline_job],
         schedules=[poll],
