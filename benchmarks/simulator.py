@@ -1,7 +1,7 @@
 """Measure how fast a running simulator serves its feed, on its own.
 
     python -m dropship_pipeline.simulator --port 8765 --orders 100000 --token bench &
-    python -m dropship_pipeline.simulator.throughput --url http://127.0.0.1:8765/v1 --token bench
+    .venv/bin/python benchmarks/simulator.py --url http://127.0.0.1:8765/v1 --token bench
 
 Walks ``prev-archive`` from the current page to the oldest with a plain httpx loop, twice, and
 prints pages per second. Links are found with a byte search, not a parser, so that the number
