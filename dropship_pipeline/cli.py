@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser(
         "run",
         help="one full headless cycle against the configured service",
-        description="Ingest the feed (and, as they land, export, acknowledge, confirm, send).",
+        description="Ingest the feed, export new orders to the ERP drop, acknowledge them and "
+        "publish the analysts' snapshot. (Applying confirmation files is not built yet.)",
     )
     simulator = commands.add_parser(
         "simulator",
