@@ -154,13 +154,15 @@ def requeue_failed_command(order_id: str | None) -> int:
 
 
 def summarize(result) -> list[str]:
+    """One line per materialised asset with its one-line figures (previews are left out)."""
     lines = []
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
         figures = ", ".join(
             f"{key}={value.value}"
             for key, value in materialization.metadata.items()
-            if isinstance(value.value, int | float | str)
+            if isinstance(value.value, int | float)
+            or (isinstance(value.value, str) and "\n" not in value.value)
         )
         lines.append(f"{materialization.asset_key.to_user_string()}: {figures}")
     return lines

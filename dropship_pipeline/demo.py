@@ -21,7 +21,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from dropship_pipeline.cli import failure_reason, run_config
+from dropship_pipeline.cli import failure_reason, run_config, summarize
 from dropship_pipeline.defs.definitions import PIPELINE_JOB, build_definitions
 from dropship_pipeline.erp.drop import open_drop
 from dropship_pipeline.settings import Settings
@@ -138,14 +138,8 @@ def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, say: Say) -> bool:
         raise_on_error=False,
         run_config=run_config(),
     )
-    for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        figures = ", ".join(
-            f"{key}={value.value}"
-            for key, value in materialization.metadata.items()
-            if isinstance(value.value, int)
-        )
-        say(f"  {materialization.asset_key.to_user_string()}: {figures}")
+    for line in summarize(result):
+        say(f"  {line}")
     if not result.success:
         say(f"  failed: {failure_reason(result)}")
     return result.success

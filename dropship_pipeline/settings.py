@@ -63,6 +63,11 @@ class Settings:
         return parse_sftp_url(self.drop_url)
 
     @property
+    def feed_spool_dir(self) -> Path:
+        """Archive pages fetched but not yet stored live beside the database."""
+        return self.db_path.with_name(self.db_path.name + ".spool")
+
+    @property
     def uses_password_grant(self) -> bool:
         return self.access_token is None
 

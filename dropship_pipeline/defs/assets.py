@@ -35,8 +35,8 @@ DB_POOL = "dropship_duckdb"
 def feed_inbox(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     """Crawl the feed (RFC 5005 archives, oldest first) into DuckDB."""
     settings = pipeline.settings()
-    with pipeline.client() as client:
-        counts = crawl_feed(client, settings.db_path, spool_dir=pipeline.spool_dir())
+    with pipeline.client(settings) as client:
+        counts = crawl_feed(client, settings.db_path, spool_dir=settings.feed_spool_dir)
     context.log.info(
         "feed: %d page(s), %d new event(s), %d duplicate(s), %d new order(s)",
         counts.pages_read,
@@ -79,22 +79,18 @@ def feed_inbox(context: dg.AssetExecutionContext, pipeline: PipelineResource):
 
 @dg.asset_check(asset="orders", pool=DB_POOL, description="No order id appears twice.")
 def orders_are_unique(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    with connect(pipeline.settings().db_path) as con:
-        row = con.execute(
-            "SELECT count(*) FROM (SELECT order_id FROM orders GROUP BY 1 HAVING count(*) > 1)"
-        ).fetchone()
-    duplicates = int(row[0]) if row else 0
+    duplicates = pipeline.count(
+        "SELECT count(*) FROM (SELECT order_id FROM orders GROUP BY 1 HAVING count(*) > 1)"
+    )
     return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicated_orders": duplicates})
 
 
 @dg.asset_check(asset="orders", pool=DB_POOL, description="Every order has at least one line.")
 def orders_have_lines(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    with connect(pipeline.settings().db_path) as con:
-        row = con.execute(
-            "SELECT count(*) FROM orders o "
-            "WHERE NOT EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.order_id)"
-        ).fetchone()
-    without_lines = int(row[0]) if row else 0
+    without_lines = pipeline.count(
+        "SELECT count(*) FROM orders o "
+        "WHERE NOT EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.order_id)"
+    )
     return dg.AssetCheckResult(
         passed=without_lines == 0, metadata={"orders_without_lines": without_lines}
     )

@@ -11,7 +11,6 @@ from dropship_pipeline.defs.assets import DB_POOL
 from dropship_pipeline.defs.resources import PipelineResource
 from dropship_pipeline.erp.export import PREVIEW_COLUMNS, export_with_settings
 from dropship_pipeline.fulfilment.outbox import send_outbox
-from dropship_pipeline.store.db import connect
 
 ACK_GRACE = timedelta(hours=1)
 """How long an exported order may wait for its acknowledgement before the check warns."""
@@ -71,7 +70,7 @@ def erp_order_files(context: dg.AssetExecutionContext, pipeline: PipelineResourc
 def order_acknowledgements(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     """Send the outbox's due updates, the acknowledgements among them, oldest first."""
     settings = pipeline.settings()
-    with pipeline.client() as client:
+    with pipeline.client(settings) as client:
         counts = send_outbox(settings.db_path, client)
     context.log.info(
         "outbox: %d sent (%d acknowledgement(s)), %d to retry, %d failed",
@@ -93,25 +92,17 @@ def order_acknowledgements(context: dg.AssetExecutionContext, pipeline: Pipeline
     )
 
 
-def _count(pipeline: PipelineResource, sql: str, params: list[object] | None = None) -> int:
-    with connect(pipeline.settings().db_path) as con:
-        row = con.execute(sql, params or []).fetchone()
-    return int(row[0]) if row else 0
-
-
 @dg.asset_check(
     asset=erp_order_files,
     pool=DB_POOL,
     description="No order is in two exports, and no file name is recorded twice.",
 )
 def orders_in_one_export(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    orders = _count(
-        pipeline,
+    orders = pipeline.count(
         "SELECT count(*) FROM (SELECT order_id FROM erp_export_orders "
         "GROUP BY order_id HAVING count(DISTINCT export_id) > 1 OR count(*) > 1)",
     )
-    files = _count(
-        pipeline,
+    files = pipeline.count(
         "SELECT count(*) FROM (SELECT file_name FROM erp_exports "
         "GROUP BY file_name HAVING count(*) > 1)",
     )
@@ -127,8 +118,7 @@ def orders_in_one_export(pipeline: PipelineResource) -> dg.AssetCheckResult:
     description="No exported order has waited more than an hour for its acknowledgement.",
 )
 def exported_orders_acknowledged(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    stuck = _count(
-        pipeline,
+    stuck = pipeline.count(
         "SELECT count(*) FROM orders o JOIN status_updates u "
         "ON u.order_id = o.order_id AND u.update_id = 'ack:' || o.order_id "
         "WHERE u.state <> 'sent' AND o.exported_at < now() - to_seconds(?)",
@@ -147,7 +137,7 @@ def exported_orders_acknowledged(pipeline: PipelineResource) -> dg.AssetCheckRes
     description="No status update in the outbox failed for good (requeue-failed resends them).",
 )
 def no_failed_updates(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    failed = _count(pipeline, "SELECT count(*) FROM status_updates WHERE state = 'failed'")
+    failed = pipeline.count("SELECT count(*) FROM status_updates WHERE state = 'failed'")
     return dg.AssetCheckResult(passed=failed == 0, metadata={"failed_updates": failed})
 
 
@@ -157,8 +147,7 @@ def no_failed_updates(pipeline: PipelineResource) -> dg.AssetCheckResult:
     description="No outbox update id appears twice.",
 )
 def update_ids_are_unique(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    repeated = _count(
-        pipeline,
+    repeated = pipeline.count(
         "SELECT count(*) FROM (SELECT update_id FROM status_updates "
         "GROUP BY update_id HAVING count(*) > 1)",
     )

@@ -6,12 +6,11 @@ with ``dg.EnvVar`` so that the UI and run config only ever show the variable's n
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 
 from dropship_pipeline.dropship.client import DropshipClient
 from dropship_pipeline.settings import Settings
+from dropship_pipeline.store.db import connect
 
 #: Field name -> environment variable, for every setting of the contract.
 SETTING_VARIABLES: dict[str, str] = {
@@ -70,10 +69,12 @@ class PipelineResource(dg.ConfigurableResource):
         }
         return Settings.from_env(values)
 
-    def client(self) -> DropshipClient:
-        return DropshipClient.from_settings(self.settings())
+    def client(self, settings: Settings | None = None) -> DropshipClient:
+        """A client for ``settings`` (already validated by the caller), else for our own."""
+        return DropshipClient.from_settings(settings or self.settings())
 
-    def spool_dir(self) -> Path:
-        """Archive pages fetched but not yet stored live beside the database."""
-        db_path = self.settings().db_path
-        return db_path.with_name(db_path.name + ".spool")
+    def count(self, sql: str, params: list[object] | None = None) -> int:
+        """The single number a check's query returns, from a short-lived connection."""
+        with connect(self.settings().db_path) as con:
+            row = con.execute(sql, params or []).fetchone()
+        return int(row[0]) if row else 0

@@ -58,15 +58,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     for version, name, statements in MIGRATIONS:
         if version <= current:
             continue
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             for statement in statements:
                 con.execute(statement)
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         log.info("applied migration %d (%s)", version, name)
         applied.append(version)
     return applied

@@ -38,7 +38,6 @@ _FEED = [
         seq BIGINT NOT NULL
     )
     """,
-    "CREATE SEQUENCE feed_event_seq START 1",
     """
     CREATE TABLE orders (
         order_id VARCHAR NOT NULL,
