@@ -635,11 +635,28 @@ def test_signed_and_padded_numbers_are_read() -> None:
     assert order.lines[0].selling_price == Decimal("-0.50")
 
 
+def test_the_largest_price_the_database_holds_is_read() -> None:
+    content = order_created().replace(
+        "<selling-price>39.99</selling-price>",
+        "<selling-price>00012345678901234.5</selling-price>",
+    )
+
+    order = parse_page(feed(entry(content)), URL).entries[0].order
+
+    assert order is not None
+    assert order.lines[0].selling_price == Decimal("12345678901234.5")
+
+
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
         ("<selling-price>39.99</selling-price>", "<selling-price>NaN</selling-price>", "price"),
         ("<selling-price>39.99</selling-price>", "<selling-price>1e3</selling-price>", "price"),
+        (
+            "<selling-price>39.99</selling-price>",
+            "<selling-price>123456789012345.00</selling-price>",
+            "out of range",
+        ),
         ("<ship-to-store>TRUE</ship-to-store>", "<ship-to-store>yes</ship-to-store>", "store"),
         ("<ship-to-store>TRUE</ship-to-store>", "<ship-to-store/>", "ship-to-store"),
     ],

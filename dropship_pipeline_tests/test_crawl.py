@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -133,10 +134,22 @@ def test_a_backfill_of_many_pages_is_stored_oldest_first_in_batches(start, tmp_p
             row[0]
             for row in con.execute("SELECT published FROM feed_events ORDER BY seq").fetchall()
         ]
-        lines = con.execute("SELECT count(*) FROM order_items").fetchone()[0]
+        lines = con.execute(
+            "SELECT order_id, sku, catalog_id, quantity, selling_price FROM order_items"
+        ).fetchall()
     assert published == sorted(published)  # oldest first, across pages and within them
-    expected_lines = sum(len(order["items"]) for order in server.state.orders())
-    assert lines == expected_lines
+    expected_lines = [
+        (
+            order["order_id"],
+            item["sku"],
+            item["catalog_id"],
+            item["quantity"],
+            Decimal(item["selling_price"]),
+        )
+        for order in server.state.orders()
+        for item in order["items"]
+    ]
+    assert sorted(lines) == sorted(expected_lines)
     assert not list(db.with_suffix(".spool").glob("*.xml"))  # the spool is emptied
 
 

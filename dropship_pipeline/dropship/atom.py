@@ -33,18 +33,23 @@ from lxml import etree
 from dropship_pipeline.dropship.models import (
     ORDER_CREATED,
     ORDER_STATUS_UPDATED,
+    EntryRow,
     EventType,
     FeedEntry,
     FeedLinks,
     FeedPage,
     ItemStatusInfo,
+    ItemStatusRow,
+    LineRow,
     Order,
     OrderLine,
     OrderStatusUpdated,
+    PageRows,
+    StatusRow,
 )
 from dropship_pipeline.errors import FeedPageError
 
-__all__ = ["page_id_from_url", "parse_links", "parse_page"]
+__all__ = ["page_id_from_url", "parse_links", "parse_page", "read_page"]
 
 logger = logging.getLogger(__name__)
 
@@ -155,10 +160,11 @@ _ORDER_GROUP: Final = _dropship(
         ),
     }
 )
-# Every Order field in declaration order, so a filled copy can be passed positionally; a field
-# is None (absent) until the page says otherwise, and `lines` is empty.
-_BLANK_ORDER: Final[dict[str, Any]] = {field.name: None for field in dataclasses.fields(Order)}
-_BLANK_ORDER["lines"] = ()
+# Every Order field but `lines` in declaration order, so the values of a filled copy can be
+# passed positionally; a field is None (absent) until the page says otherwise.
+_BLANK_ORDER: Final[dict[str, Any]] = {
+    field.name: None for field in dataclasses.fields(Order) if field.name != "lines"
+}
 _unknown_fields = {
     *_ORDER_FIELD.values(),
     *(name for group in _ORDER_GROUP.values() for name in group.values()),
@@ -176,7 +182,7 @@ _ORDER_ID_FIELDS: Final = (
     "customer_id",
     "address_id",
 )
-# Positions in the per-line list _read_order_lines fills.
+# Positions in the per-line list _line_rows fills.
 _LINE_SLOT: Final = _dropship(
     {"sku": 0, "catalog-id": 1, "description": 2, "quantity": 3, "selling-price": 4}
 )
@@ -206,6 +212,8 @@ _PAGE_IN_URL: Final = re.compile(r"/Pages\(([^()/?#]+)\)")
 _UUID_URN: Final = re.compile(r"urn:uuid:", re.IGNORECASE)
 _INTEGER: Final = re.compile(r"[+-]?[0-9]+")
 _DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+# order_items.selling_price is DECIMAL(18, 4): at most 14 digits before the point.
+_PRICE_INTEGER_DIGITS: Final = 14
 # The first "<" not followed by "?" or "!" opens the root element: before it, only the XML
 # declaration, comments, processing instructions and a DOCTYPE can stand.
 _ELEMENT_START: Final = re.compile(rb"<[^?!]")
@@ -279,16 +287,32 @@ def parse_page(body: bytes, url: str) -> FeedPage:
     entry that cannot be read: no ``<id>``, an event without ``order-id``, or an integer,
     decimal, boolean or timestamp that does not parse.
     """
+    rows = read_page(body, url)
+    return FeedPage(
+        url=rows.url,
+        page_id=rows.page_id,
+        updated=rows.updated,
+        links=rows.links,
+        entries=tuple(_typed_entry(row) for row in rows.entries),
+    )
+
+
+def read_page(body: bytes, url: str) -> PageRows:
+    """What :func:`parse_page` reads, as plain rows rather than typed models.
+
+    The crawl loads pages in bulk, and building a model per entry only to take it apart again
+    would cost about as much as reading the page. Same checks, same errors.
+    """
     root = _parse_document(body, url)
 
     feed_id: str | None = None
     updated_text: str | None = None
     links: dict[str, str] = {}
-    entries: list[FeedEntry] = []
+    entries: list[EntryRow] = []
     for child in root[:]:
         kind = _FEED_CHILD.get(child.tag)
         if kind == "entry":
-            entries.append(_read_entry(child, url, len(entries) + 1))
+            entries.append(_entry_row(child, url, len(entries) + 1))
         elif kind == "link":
             _collect_link(child, url, links)
         elif kind == "id" and feed_id is None:
@@ -306,9 +330,39 @@ def parse_page(body: bytes, url: str) -> FeedPage:
         raise FeedPageError(url, str(exc)) from None
 
     logger.debug("Parsed feed page %s: %d entries", url, len(entries))
-    return FeedPage(
-        url=url, page_id=page_id, updated=updated, links=page_links, entries=tuple(entries)
+    return PageRows(url, page_id, updated, page_links, entries)
+
+
+def _typed_entry(row: EntryRow) -> FeedEntry:
+    order = None
+    if row.order is not None:
+        lines = tuple(
+            OrderLine(number, sku, catalog_id, description, quantity, _price(price))
+            for number, sku, catalog_id, description, quantity, price in row.lines
+        )
+        order = Order(*row.order, lines)
+    status_update = None
+    if row.status is not None:
+        status_update = OrderStatusUpdated(
+            order_id=row.status.order_id,
+            supplier_id=row.status.supplier_id,
+            company_id=row.status.company_id,
+            items=tuple(ItemStatusInfo(*item) for item in row.status.items),
+        )
+    return FeedEntry(
+        row.entry_id,
+        row.event_type,
+        row.title,
+        row.published,
+        row.updated,
+        row.content_xml.decode(),
+        order,
+        status_update,
     )
+
+
+def _price(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
 
 
 def parse_links(body: bytes, url: str) -> FeedLinks:
@@ -420,7 +474,7 @@ def _page_id(links: FeedLinks, feed_id: str | None) -> str | None:
     return _UUID_URN.sub("", feed_id.strip(), count=1).strip() or None
 
 
-def _read_entry(entry: etree._Element, url: str, position: int) -> FeedEntry:
+def _entry_row(entry: etree._Element, url: str, position: int) -> EntryRow:
     """Read one ``<entry>``; ``position`` (from 1) names it in errors when it has no id."""
     entry_id: str | None = None
     title: str | None = None
@@ -450,8 +504,9 @@ def _read_entry(entry: etree._Element, url: str, position: int) -> FeedEntry:
         raise FeedPageError(url, f"entry {position} of the page has no <id>")
 
     event_type: EventType | None = None
-    order: Order | None = None
-    status_update: OrderStatusUpdated | None = None
+    order: list[Any] | None = None
+    lines: list[LineRow] = []
+    status: StatusRow | None = None
     try:
         published = None if published_text is None else _timestamp(published_text, "published")
         if updated_text == published_text:
@@ -462,24 +517,27 @@ def _read_entry(entry: etree._Element, url: str, position: int) -> FeedEntry:
             for event in content:
                 event_type = _EVENT_TAGS.get(event.tag)
                 if event_type == ORDER_CREATED:
-                    order = _read_order(event)
+                    order, lines = _order_row(event)
                     break
                 if event_type == ORDER_STATUS_UPDATED:
-                    status_update = _read_status_update(event)
+                    status = _status_row(event)
                     break
     except _Unreadable as exc:
         raise FeedPageError(url, f"entry {entry_id}: {exc}") from None
     if event_type is None:
         logger.debug("Feed entry %s holds content this version does not read", entry_id)
 
-    content_xml = etree.tostring(entry, encoding="unicode", with_tail=False)
-    return FeedEntry(
-        entry_id, event_type, title, published, updated, content_xml, order, status_update
+    # UTF-8 bytes: the database takes them as they are, where a str would be encoded again.
+    content_xml = etree.tostring(entry, encoding="UTF-8", xml_declaration=False, with_tail=False)
+    return EntryRow(
+        entry_id, event_type, title, published, updated, content_xml, order, lines, status
     )
 
 
-def _read_order(event: etree._Element) -> Order:
+def _order_row(event: etree._Element) -> tuple[list[Any], list[LineRow]]:
+    """An order-created event's Order values but lines (in field order), and its lines."""
     values = dict(_BLANK_ORDER)
+    lines: list[LineRow] = []
     for child in event[:]:
         tag = child.tag
         group = _ORDER_GROUP.get(tag)
@@ -495,7 +553,7 @@ def _read_order(event: etree._Element) -> Order:
             text = child.text
             values[name] = _empty_or_nil(child) if text is None else text
         elif tag in _ITEMS_TAGS:
-            values["lines"] = _read_order_lines(child)
+            lines = _line_rows(child)
 
     order_id = values["order_id"]
     if not order_id or not order_id.strip():
@@ -508,12 +566,11 @@ def _read_order(event: etree._Element) -> Order:
     ship_to_store = values["ship_to_store"]
     if ship_to_store is not None:
         values["ship_to_store"] = _boolean(ship_to_store, "ship-to-store")
-    # Positional: the template follows the dataclass's field order, and keywords cost twice.
-    return Order(*values.values())
+    return list(values.values()), lines
 
 
-def _read_order_lines(items: etree._Element) -> tuple[OrderLine, ...]:
-    lines: list[OrderLine] = []
+def _line_rows(items: etree._Element) -> list[LineRow]:
+    lines: list[LineRow] = []
     for item in items[:]:
         if item.tag not in _ORDER_ITEM_TAGS:
             continue
@@ -527,7 +584,7 @@ def _read_order_lines(items: etree._Element) -> tuple[OrderLine, ...]:
         sku, catalog_id, description, quantity, price = fields
         number = len(lines) + 1
         lines.append(
-            OrderLine(
+            (
                 number,
                 sku,
                 catalog_id.strip() if catalog_id else catalog_id,
@@ -536,12 +593,12 @@ def _read_order_lines(items: etree._Element) -> tuple[OrderLine, ...]:
                 None if price is None else _decimal(price, "order-item", number),
             )
         )
-    return tuple(lines)
+    return lines
 
 
-def _read_status_update(event: etree._Element) -> OrderStatusUpdated:
+def _status_row(event: etree._Element) -> StatusRow:
     values: dict[str, str | None] = {}
-    items: list[ItemStatusInfo] = []
+    items: list[ItemStatusRow] = []
     for child in event[:]:
         tag = child.tag
         name = _STATUS_FIELD.get(tag)
@@ -551,20 +608,15 @@ def _read_status_update(event: etree._Element) -> OrderStatusUpdated:
         elif tag in _ITEMS_TAGS:
             for info in child[:]:
                 if info.tag in _ITEM_INFORMATION_TAGS:
-                    items.append(_read_item_status(info, len(items) + 1))
+                    items.append(_item_status_row(info, len(items) + 1))
 
     order_id = values.get("order_id")
     if not order_id:
         raise _Unreadable("order-status-updated has no order-id")
-    return OrderStatusUpdated(
-        order_id=order_id,
-        supplier_id=values.get("supplier_id"),
-        company_id=values.get("company_id"),
-        items=tuple(items),
-    )
+    return StatusRow(order_id, values.get("supplier_id"), values.get("company_id"), items)
 
 
-def _read_item_status(info: etree._Element, position: int) -> ItemStatusInfo:
+def _item_status_row(info: etree._Element, position: int) -> ItemStatusRow:
     fields: dict[str, str | None] = {}
     for leaf in info[:]:
         name = _ITEM_STATUS_FIELD.get(leaf.tag)
@@ -573,15 +625,16 @@ def _read_item_status(info: etree._Element, position: int) -> ItemStatusInfo:
             fields[name] = _empty_or_nil(leaf) if text is None else text
     quantity = fields.get("quantity")
     catalog_id = fields.get("catalog_id")
-    return ItemStatusInfo(
-        sku=fields.get("sku"),
-        catalog_id=catalog_id.strip() if catalog_id else catalog_id,
-        status=fields.get("status"),
-        quantity=None if quantity is None else _integer(quantity, "item-information", position),
-        tracking_info=fields.get("tracking_info"),
-        shipping_provider=fields.get("shipping_provider"),
-        info=fields.get("info"),
-        message=fields.get("message"),
+    # In ItemStatusInfo's field order.
+    return (
+        fields.get("sku"),
+        catalog_id.strip() if catalog_id else catalog_id,
+        fields.get("status"),
+        None if quantity is None else _integer(quantity, "item-information", position),
+        fields.get("tracking_info"),
+        fields.get("shipping_provider"),
+        fields.get("info"),
+        fields.get("message"),
     )
 
 
@@ -605,14 +658,21 @@ def _integer(text: str, element: str, position: int) -> int:
     return int(stripped)
 
 
-def _decimal(text: str, element: str, position: int) -> Decimal:
-    if text.isascii() and text.replace(".", "", 1).isdigit():
-        return Decimal(text)
-    stripped = text.strip()
-    # Decimal() alone would also take "NaN", "Infinity", exponents and underscores.
-    if _DECIMAL.fullmatch(stripped) is None:
-        raise _Unreadable(f"{element} {position}: selling-price {text!r} is not a decimal number")
-    return Decimal(stripped)
+def _decimal(text: str, element: str, position: int) -> str:
+    """Check a price and return its text without surrounding whitespace."""
+    if not (text.isascii() and text.replace(".", "", 1).isdigit()):
+        text = text.strip()
+        # Decimal() alone would also take "NaN", "Infinity", exponents and underscores.
+        if _DECIMAL.fullmatch(text) is None:
+            raise _Unreadable(
+                f"{element} {position}: selling-price {text!r} is not a decimal number"
+            )
+    if len(text.partition(".")[0].lstrip("+-").lstrip("0")) > _PRICE_INTEGER_DIGITS:
+        raise _Unreadable(
+            f"{element} {position}: selling-price {text!r} is out of range "
+            f"(more than {_PRICE_INTEGER_DIGITS} digits before the point)"
+        )
+    return text
 
 
 def _boolean(text: str, what: str) -> bool:

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from dropship_pipeline.dropship.atom import page_id_from_url, parse_links, parse_page
-from dropship_pipeline.dropship.models import FeedPage
+from dropship_pipeline.dropship.atom import page_id_from_url, parse_links, read_page
+from dropship_pipeline.dropship.models import PageRows
 from dropship_pipeline.errors import FeedPageError
 from dropship_pipeline.store.db import connect
 from dropship_pipeline.store.inbox import (
@@ -144,7 +144,7 @@ def crawl_feed(
 
     current_url = source.current_page_url
     current_body = source.fetch_page(current_url).body
-    current = parse_page(current_body, current_url)
+    current = read_page(current_body, current_url)
 
     with connect(db_path) as con:
         complete = complete_page_ids(con)
@@ -294,7 +294,7 @@ class _ChunkParser:
 
 def _walk_back(
     source: FeedSource,
-    current: FeedPage,
+    current: PageRows,
     complete: set[str],
     spool: PageSpool,
     batch_pages: int,
@@ -350,7 +350,7 @@ def prepare_batch(
     and the failing page's URL and reason.
     """
     spool = PageSpool(Path(spool_folder))
-    pages: list[FeedPage] = []
+    pages: list[PageRows] = []
     failure: tuple[str, str] | None = None
     for page_id, url in refs:
         body = spool.get(page_id)
@@ -358,7 +358,7 @@ def prepare_batch(
             failure = (url, "its spooled copy vanished; run the crawl again")
             break
         try:
-            pages.append(parse_page(body, url))
+            pages.append(read_page(body, url))
         except FeedPageError as error:
             # Dropped so that the next crawl fetches the page again rather than re-read it.
             spool.discard(page_id)

@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 
 class OrderStatus(enum.IntEnum):
@@ -164,6 +164,57 @@ class FeedPage:
     updated: datetime | None
     links: FeedLinks
     entries: tuple[FeedEntry, ...] = ()
+
+
+# ---- the same content as rows, for loading in bulk ------------------------------------------
+
+#: An order line: line_number, sku, catalog_id, description, quantity, and selling_price as the
+#: feed's decimal text (checked, whitespace removed; the database converts it).
+LineRow = tuple[int, str | None, str | None, str | None, int | None, str | None]
+#: An item of a status update: the fields of ItemStatusInfo, in their order.
+ItemStatusRow = tuple[
+    str | None, str | None, str | None, int | None, str | None, str | None, str | None, str | None
+]
+
+
+class StatusRow(NamedTuple):
+    order_id: str
+    supplier_id: str | None
+    company_id: str | None
+    items: list[ItemStatusRow]
+
+
+class EntryRow(NamedTuple):
+    """A FeedEntry as plain values. ``order`` holds Order's fields but ``lines``, in their
+    declaration order; ``content_xml`` is UTF-8 bytes."""
+
+    entry_id: str
+    event_type: EventType | None
+    title: str | None
+    published: datetime | None
+    updated: datetime | None
+    content_xml: bytes
+    order: list[Any] | None
+    lines: list[LineRow]
+    status: StatusRow | None
+
+    @property
+    def order_id(self) -> str | None:
+        if self.order is not None:
+            return self.order[0]
+        if self.status is not None:
+            return self.status.order_id
+        return None
+
+
+class PageRows(NamedTuple):
+    """A FeedPage whose entries are EntryRows (document order: newest first)."""
+
+    url: str
+    page_id: str
+    updated: datetime | None
+    links: FeedLinks
+    entries: list[EntryRow]
 
 
 # ---- status PUTs -------------------------------------------------------------------------

@@ -675,6 +675,7 @@ def _order_view(state: OrderState) -> dict[str, Any]:
                 "sku": item.line.sku,
                 "catalog_id": item.line.catalog_id,
                 "quantity": item.line.quantity,
+                "selling_price": str(item.line.selling_price),
                 "status": item.status.name,
                 "status_code": int(item.status),
                 "shipped_quantity": item.shipped_quantity,

@@ -9,9 +9,8 @@ from all of them by publication time, so the order in which entries arrive does 
 
 from __future__ import annotations
 
-import operator
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
@@ -23,16 +22,14 @@ from dropship_pipeline.dropship.atom import page_id_from_url
 from dropship_pipeline.dropship.models import (
     ORDER_CREATED,
     ORDER_STATUS_UPDATED,
-    FeedEntry,
-    FeedPage,
     Order,
     OrderStatus,
+    PageRows,
 )
 from dropship_pipeline.store.db import transaction
 
 _TS = pa.timestamp("us", tz="UTC")
 _ORDER_FIELDS = [f.name for f in fields(Order) if f.name != "lines"]
-_ORDER_GETTERS = [operator.attrgetter(name) for name in _ORDER_FIELDS]
 
 _EVENTS_SCHEMA = pa.schema(
     [
@@ -60,7 +57,8 @@ _ITEMS_SCHEMA = pa.schema(
         ("catalog_id", pa.string()),
         ("description", pa.string()),
         ("quantity", pa.int64()),
-        ("selling_price", pa.decimal128(18, 4)),
+        # The feed's checked decimal text; the INSERT casts it to DECIMAL(18, 4).
+        ("selling_price", pa.string()),
     ]
 )
 _STATUSES_SCHEMA = pa.schema(
@@ -164,18 +162,17 @@ def batch_from_bytes(data: bytes) -> PageBatch:
     return PageBatch(page_count=page_count, entry_count=entry_count, tables=tables)
 
 
-def build_batch(pages: Sequence[FeedPage]) -> PageBatch:
+def build_batch(pages: Sequence[PageRows]) -> PageBatch:
     """Turn pages (oldest first) into the tables :func:`store_batch` loads."""
-    # Pages list their entries newest first; store them oldest first, like the pages.
-    entries = [(page.page_id, entry) for page in pages for entry in reversed(page.entries)]
-    tables = _batch_tables(entries)
+    tables = _batch_tables(pages)
     tables["pages"] = _pages_table(pages)
-    return PageBatch(page_count=len(pages), entry_count=len(entries), tables=tables)
+    entry_count = sum(len(page.entries) for page in pages)
+    return PageBatch(page_count=len(pages), entry_count=entry_count, tables=tables)
 
 
 def store_pages(
     con: duckdb.DuckDBPyConnection,
-    pages: Sequence[FeedPage],
+    pages: Sequence[PageRows],
     *,
     complete: bool,
     received_at: datetime | None = None,
@@ -218,76 +215,67 @@ def store_batch(
     return counts
 
 
-def _batch_tables(entries: Iterable[tuple[str, FeedEntry]]) -> dict[str, pa.Table]:
-    events: dict[str, list] = {name: [] for name in _EVENTS_SCHEMA.names}
-    orders: list[tuple[int, FeedEntry, Order]] = []
-    items: dict[str, list] = {name: [] for name in _ITEMS_SCHEMA.names}
-    statuses: dict[str, list] = {name: [] for name in _STATUSES_SCHEMA.names}
+def _batch_tables(pages: Sequence[PageRows]) -> dict[str, pa.Table]:
+    """The batch's rows as Arrow tables; ``pos`` numbers the entries oldest first."""
+    events: list[tuple] = []
+    orders: list[tuple] = []
+    items: list[tuple] = []
+    statuses: list[tuple] = []
 
     seen: set[str] = set()
     batch_order_ids: set[str] = set()
-    for pos, (page_id, entry) in enumerate(entries):
-        # An entry repeated within the batch (on two pages) is a duplicate: keep the first.
-        if entry.entry_id in seen:
-            continue
-        seen.add(entry.entry_id)
-        events["pos"].append(pos)
-        events["entry_id"].append(entry.entry_id)
-        events["event_type"].append(entry.event_type)
-        events["order_id"].append(entry.order_id)
-        events["title"].append(entry.title)
-        events["published"].append(entry.published)
-        events["updated"].append(entry.updated)
-        events["page_id"].append(page_id)
-        events["content_xml"].append(entry.content_xml)
-        if entry.order is not None and entry.event_type == ORDER_CREATED:
-            order = entry.order
-            # The first order-created of an order wins; a re-delivery keeps only its event.
-            if order.order_id in batch_order_ids:
+    pos = -1
+    for page in pages:
+        page_id = page.page_id
+        # Pages list their entries newest first; store them oldest first, like the pages.
+        for row in reversed(page.entries):
+            pos += 1
+            entry_id = row.entry_id
+            # An entry repeated within the batch (on two pages) is a duplicate: keep the first.
+            if entry_id in seen:
                 continue
-            batch_order_ids.add(order.order_id)
-            orders.append((pos, entry, order))
-            for line in order.lines:
-                items["entry_id"].append(entry.entry_id)
-                items["order_id"].append(order.order_id)
-                items["line_number"].append(line.line_number)
-                items["sku"].append(line.sku)
-                items["catalog_id"].append(line.catalog_id)
-                items["description"].append(line.description)
-                items["quantity"].append(line.quantity)
-                items["selling_price"].append(line.selling_price)
-        elif entry.status_update is not None:
-            update = entry.status_update
-            for position, item in enumerate(update.items):
-                statuses["pos"].append(pos)
-                statuses["entry_id"].append(entry.entry_id)
-                statuses["position"].append(position)
-                statuses["order_id"].append(update.order_id)
-                statuses["sku"].append(item.sku)
-                statuses["catalog_id"].append(item.catalog_id)
-                statuses["status"].append(item.status)
-                statuses["quantity"].append(item.quantity)
-                statuses["tracking_info"].append(item.tracking_info)
-                statuses["shipping_provider"].append(item.shipping_provider)
-                statuses["info"].append(item.info)
-                statuses["message"].append(item.message)
-                statuses["published"].append(entry.published)
-
-    order_columns: dict[str, list] = {
-        "pos": [pos for pos, _, _ in orders],
-        "entry_id": [entry.entry_id for _, entry, _ in orders],
-        "created_at": [entry.published for _, entry, _ in orders],
-    }
-    order_values = [order for _, _, order in orders]
-    for name, getter in zip(_ORDER_FIELDS, _ORDER_GETTERS, strict=True):
-        order_columns[name] = [getter(order) for order in order_values]
+            seen.add(entry_id)
+            order_id = row.order_id
+            events.append(
+                (
+                    pos,
+                    entry_id,
+                    row.event_type,
+                    order_id,
+                    row.title,
+                    row.published,
+                    row.updated,
+                    page_id,
+                    row.content_xml,
+                )
+            )
+            if row.order is not None:
+                # The first order-created of an order wins; a re-delivery keeps only its event.
+                if order_id in batch_order_ids:
+                    continue
+                batch_order_ids.add(order_id)
+                orders.append((pos, entry_id, row.published, *row.order))
+                items.extend((entry_id, order_id, *line) for line in row.lines)
+            elif row.status is not None:
+                published = row.published
+                for position, item in enumerate(row.status.items):
+                    statuses.append((pos, entry_id, position, order_id, *item, published))
 
     return {
-        "events": pa.table(events, schema=_EVENTS_SCHEMA),
-        "orders": pa.table(order_columns, schema=_ORDERS_SCHEMA),
-        "items": pa.table(items, schema=_ITEMS_SCHEMA),
-        "statuses": pa.table(statuses, schema=_STATUSES_SCHEMA),
+        "events": _table(events, _EVENTS_SCHEMA),
+        "orders": _table(orders, _ORDERS_SCHEMA),
+        "items": _table(items, _ITEMS_SCHEMA),
+        "statuses": _table(statuses, _STATUSES_SCHEMA),
     }
+
+
+def _table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
+    """Rows whose values follow ``schema``'s fields, as a table (columns built in C)."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    return pa.Table.from_arrays(
+        [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
 
 
 def _insert_events(con: duckdb.DuckDBPyConnection, received_at: datetime) -> list[str | None]:
@@ -335,7 +323,7 @@ def _insert_orders(con: duckdb.DuckDBPyConnection, items: pa.Table, received_at:
                 INSERT INTO order_items (order_id, line_number, sku, catalog_id, description,
                                          quantity, selling_price)
                 SELECT order_id, line_number, sku, catalog_id, description, quantity,
-                       selling_price
+                       CAST(selling_price AS DECIMAL(18, 4))
                 FROM batch_new_items
                 """
             )
@@ -422,7 +410,7 @@ def _apply_statuses(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _pages_table(pages: Sequence[FeedPage]) -> pa.Table:
+def _pages_table(pages: Sequence[PageRows]) -> pa.Table:
     rows: dict[str, list] = {name: [] for name in _PAGES_SCHEMA.names}
     for page in pages:
         links = page.links
