@@ -16,8 +16,9 @@ import pytest
 
 from dropship_pipeline.dropship.auth import StaticToken
 from dropship_pipeline.dropship.client import DropshipClient, FetchedPage, RetryPolicy
-from dropship_pipeline.dropship.crawl import PageSpool, crawl_feed
+from dropship_pipeline.dropship.crawl import crawl_feed
 from dropship_pipeline.dropship.models import OrderStatus, OrderStatusUpdate
+from dropship_pipeline.dropship.spool import PageSpool
 from dropship_pipeline.errors import FeedPageError
 from dropship_pipeline.simulator import Faults, SimulatorServer
 

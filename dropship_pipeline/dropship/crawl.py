@@ -20,28 +20,24 @@ the page. Its spooled bytes are dropped so that the next crawl fetches it again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import subprocess
 import sys
-import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from dropship_pipeline.dropship.atom import page_id_from_url, parse_links, read_page
 from dropship_pipeline.dropship.models import PageRows
+from dropship_pipeline.dropship.spool import PageSpool, prepare_batch
 from dropship_pipeline.errors import FeedPageError
+from dropship_pipeline.store.batch import PageBatch, read_batch
 from dropship_pipeline.store.db import connect
 from dropship_pipeline.store.inbox import (
     IngestCounts,
-    PageBatch,
-    batch_from_bytes,
-    build_batch,
     complete_page_ids,
     store_batch,
     store_pages,
@@ -49,14 +45,15 @@ from dropship_pipeline.store.inbox import (
 
 log = logging.getLogger(__name__)
 
-#: Archive pages per DuckDB transaction. A commit costs a few milliseconds (the WAL is
-#: flushed), so one per page would cap a backfill near 8,000 events a second.
-DEFAULT_BATCH_PAGES = 20
+#: Archive pages per DuckDB transaction. Each statement and commit has a fixed cost of a few
+#: milliseconds: at 20 pages a 100,000-event backfill spent 4.9 s in DuckDB, at 50 pages 3.7 s.
+DEFAULT_BATCH_PAGES = 50
 WORKER_MODULE = "dropship_pipeline.dropship.parse_worker"
 WORKER_EXIT_SECONDS = 10
-#: Parsing is the slowest stage of a backfill. A second worker measured no clear gain on two
-#: cores (benchmarks/ingest.py, where the simulator shares them) and costs ~200 MB.
-DEFAULT_PARSE_WORKERS = 1
+#: Parsing must keep ahead of the DuckDB writes, which wait for it once the walk ends. Two
+#: workers (at a lower priority, see parse_worker) left the writer waiting 1.3 s in a
+#: 100,000-event backfill rather than 2.5 s with one; each costs about 200 MB at its peak.
+DEFAULT_PARSE_WORKERS = 2
 
 
 class FetchedBody(Protocol):
@@ -76,47 +73,6 @@ class FeedSource(Protocol):
 class _ArchiveRef:
     page_id: str
     url: str
-
-
-class PageSpool:
-    """Archive pages fetched but not yet stored, one file per page, written atomically."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def _path(self, page_id: str) -> Path:
-        # Page ids come from the network: hash them rather than trust them as file names.
-        return self.folder / (hashlib.sha256(page_id.encode()).hexdigest()[:40] + ".xml")
-
-    def get(self, page_id: str) -> bytes | None:
-        try:
-            return self._path(page_id).read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def put(self, page_id: str, body: bytes) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(body)
-            os.replace(temp, self._path(page_id))
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-
-    def discard(self, page_id: str) -> None:
-        self._path(page_id).unlink(missing_ok=True)
-
-    def clear(self) -> None:
-        for path in self.folder.glob("*.xml"):
-            path.unlink(missing_ok=True)
-        self.clear_batches()
-
-    def clear_batches(self) -> None:
-        """Parsed batches are per crawl: a killed crawl's are stale."""
-        for path in self.folder.glob("*.batch"):
-            path.unlink(missing_ok=True)
 
 
 def archive_page_id(url: str) -> str:
@@ -273,7 +229,7 @@ class _ChunkParser:
         batch = None
         if answer["file"] is not None:
             path = self.spool.folder / answer["file"]
-            batch = batch_from_bytes(path.read_bytes())
+            batch = read_batch(path)
             path.unlink(missing_ok=True)
         failure = tuple(answer["failure"]) if answer["failure"] is not None else None
         return batch, list(answer["page_ids"]), failure  # type: ignore[return-value]
@@ -339,30 +295,3 @@ def _walk_back(
 
 def _oldest_first(refs: list[_ArchiveRef]) -> list[tuple[str, str]]:
     return [(ref.page_id, ref.url) for ref in reversed(refs)]
-
-
-def prepare_batch(
-    refs: Sequence[tuple[str, str]], spool_folder: str
-) -> tuple[PageBatch | None, list[str], tuple[str, str] | None]:
-    """Parse spooled pages, in order, into one batch; stop at the first page that fails.
-
-    Returns the batch of the pages before the failure (None if there are none), their ids,
-    and the failing page's URL and reason.
-    """
-    spool = PageSpool(Path(spool_folder))
-    pages: list[PageRows] = []
-    failure: tuple[str, str] | None = None
-    for page_id, url in refs:
-        body = spool.get(page_id)
-        if body is None:
-            failure = (url, "its spooled copy vanished; run the crawl again")
-            break
-        try:
-            pages.append(read_page(body, url))
-        except FeedPageError as error:
-            # Dropped so that the next crawl fetches the page again rather than re-read it.
-            spool.discard(page_id)
-            failure = (error.url, error.reason)
-            break
-    batch = build_batch(pages) if pages else None
-    return batch, [page.page_id for page in pages], failure

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 #: DuckDB would otherwise cache up to 80% of the machine's memory; past this it spills to disk.
-MEMORY_LIMIT = "128MB"
+#: 128 MB made a 100,000-event backfill about 5% faster and its process 30 MB bigger.
+MEMORY_LIMIT = "96MB"
 #: Checkpoint after this much WAL rather than DuckDB's default 16 MB: a backfill writes a few
 #: MB of raw XML per batch, and each checkpoint rewrites what changed. Closing checkpoints too.
 CHECKPOINT_THRESHOLD = "256MB"

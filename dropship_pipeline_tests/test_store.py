@@ -1,0 +1,48 @@
+"""The DuckDB file: versioned migrations, on real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dropship_pipeline.store.db import connect, migrate
+from dropship_pipeline.store.schema import MIGRATIONS
+
+
+def test_a_new_file_gets_every_migration_once(tmp_path: Path) -> None:
+    db = tmp_path / "new.duckdb"
+
+    with connect(db) as con:
+        versions = [
+            row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()
+        ]
+        assert migrate(con) == []  # nothing left to apply
+
+    assert versions == [number for number, _, _ in MIGRATIONS]
+
+
+def test_raw_entry_xml_is_stored_whole_and_compressed_with_zstd(tmp_path: Path) -> None:
+    db = tmp_path / "events.duckdb"
+    xml = "<entry>" + "<order-item>Zoë 保护壳</order-item>" * 50 + "</entry>"
+
+    with connect(db) as con:
+        con.execute(
+            "INSERT INTO feed_events SELECT 'e' || i, 'order-created', 'o' || i, NULL,"
+            " TIMESTAMPTZ '2026-01-01 00:00:00+00' + i * INTERVAL 1 MINUTE, NULL, 'p1',"
+            " ?, now(), i FROM range(1, 3001) t(i)",
+            [xml],
+        )
+        con.execute("CHECKPOINT")
+        compressions = {
+            row[0]
+            for row in con.execute(
+                "SELECT compression FROM pragma_storage_info('feed_events')"
+                " WHERE column_name = 'content_xml' AND segment_type = 'VARCHAR'"
+            ).fetchall()
+        }
+    with connect(db, read_only=True) as con:
+        rows = con.execute(
+            "SELECT count(*), bool_and(content_xml = ?) FROM feed_events", [xml]
+        ).fetchone()
+
+    assert compressions == {"ZSTD"}
+    assert rows == (3000, True)
