@@ -301,6 +301,19 @@ def test_an_unrecognised_refusal_is_quoted_without_echoed_secrets(make_grant, en
     assert PASSWORD not in str(caught.value) and USERNAME not in str(caught.value)
 
 
+def test_a_5xx_echoing_the_form_does_not_put_secrets_in_the_error(make_grant, endpoint) -> None:
+    echoed = f"bad gateway for password={PASSWORD}&client_secret={CLIENT_SECRET}"
+    endpoint.failures += [httpx.Response(502, text=echoed)] * 10
+    grant = make_grant(endpoint)
+
+    with pytest.raises(DropshipUnavailableError) as caught:
+        grant.token()
+
+    message = str(caught.value)
+    assert "bad gateway" in message
+    assert PASSWORD not in message and CLIENT_SECRET not in message
+
+
 def test_a_token_answer_without_access_token_is_an_api_error(make_grant, endpoint) -> None:
     endpoint.failures.append(httpx.Response(200, json={"refresh_token": "only-refresh-Dd6"}))
     grant = make_grant(endpoint)

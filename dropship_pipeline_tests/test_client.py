@@ -304,12 +304,47 @@ def test_429_with_only_the_reset_stamp_waits_until_then(make_client, fake_time) 
     assert 13.0 <= fake_time.sleeps[0] <= 15.0
 
 
-def test_a_server_wait_is_capped_at_max_delay(make_client, fake_time) -> None:
-    client = make_client(Recorder(httpx.Response(429, headers={"Retry-After": "3600"}), atom()))
+def test_a_server_wait_longer_than_max_delay_is_waited_in_full(make_client, fake_time) -> None:
+    client = make_client(Recorder(httpx.Response(429, headers={"Retry-After": "45"}), atom()))
 
     client.fetch_page(FEED)
 
-    assert fake_time.sleeps == [STEADY.max_delay]
+    assert fake_time.sleeps == [45.0]
+
+
+def test_a_server_wait_past_the_total_budget_gives_up_at_once(make_client, fake_time) -> None:
+    recorder = Recorder(httpx.Response(429, headers={"Retry-After": "3600"}), atom())
+    client = make_client(recorder)
+
+    with pytest.raises(DropshipUnavailableError, match="asked to wait 3600 s"):
+        client.fetch_page(FEED)
+
+    assert fake_time.sleeps == []
+    assert len(recorder.requests) == 1
+
+
+def test_a_5xx_echoing_the_token_does_not_put_it_in_the_error(make_client) -> None:
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, text=f"upstream said: {request.headers['Authorization']}")
+
+    client = make_client(Recorder(echo))
+
+    with pytest.raises(DropshipUnavailableError) as caught:
+        client.fetch_page(FEED)
+
+    assert "tok-1" not in str(caught.value)
+    assert "[token]" in str(caught.value)
+
+
+def test_a_body_past_the_size_limit_is_refused_not_read_on(make_client, monkeypatch) -> None:
+    monkeypatch.setattr("dropship_pipeline.dropship.client.MAX_BODY_BYTES", 1000)
+    recorder = Recorder(httpx.Response(200, content=b"<feed>" + b" " * 5000 + b"</feed>"))
+    client = make_client(recorder)
+
+    with pytest.raises(DropshipApiError, match="more than"):
+        client.fetch_page(FEED)
+
+    assert len(recorder.requests) == 1
 
 
 def test_remaining_zero_on_success_pauses_before_the_next_call(make_client, fake_time) -> None:
@@ -718,6 +753,57 @@ def test_a_connection_dropped_mid_response_is_retried_on_a_real_socket(live_serv
     assert "RemoteProtocolError" in caplog.text
     for secret in ("live-token", "live-refresh", "live-client-secret", "live-password"):
         assert secret not in caplog.text
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Answers every GET with a body sent a byte at a time, each byte well inside the read
+    timeout: only a deadline on the whole attempt ends it."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/atom+xml")
+        self.send_header("Content-Length", str(len(ATOM_BODY)))
+        self.end_headers()
+        try:
+            for byte in ATOM_BODY:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                threading.Event().wait(0.05)
+        except OSError:
+            pass  # the client hung up, as it should
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+def test_a_trickling_answer_is_cut_off_by_the_attempt_deadline(monkeypatch) -> None:
+    monkeypatch.setattr("dropship_pipeline.dropship.client.ATTEMPT_DEADLINE", 0.3)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    fake_time = FakeTime()
+
+    client = DropshipClient(
+        api_url=base,
+        supplier_id=60455,
+        tokens=StaticToken("trickle-token"),
+        timeout=httpx.Timeout(5.0),
+        retry=RetryPolicy(max_attempts=2, jitter=False),
+        sleep=fake_time.sleep,
+        clock=fake_time.clock,
+    )
+    try:
+        with pytest.raises(DropshipUnavailableError, match="ReadTimeout: the answer took longer"):
+            client.fetch_page(client.current_page_url)
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+
+    assert fake_time.sleeps == [0.5]
 
 
 @pytest.mark.parametrize(

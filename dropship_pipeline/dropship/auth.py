@@ -203,7 +203,7 @@ class PasswordGrant:
                 "POST", self.token_url, data=form, headers={"Accept": "application/json"}
             )
 
-        response = self._sender.send(build, call=call)
+        response = self._sender.send(build, call=call, scrub=self._scrub)
 
         if response.status_code in (400, 401):
             raise self._refused(call, grant_type, response)

@@ -46,6 +46,12 @@ ATOM = "application/atom+xml"
 JSON = "application/json"
 MESSAGE_LIMIT = 300
 PUT_SUCCESS = frozenset({200, 202, 204})
+#: A feed page is about 100 KB and a status echo a few hundred bytes; a body past this is not
+#: an answer of the Dropship service, and reading on would only grow memory.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+#: httpx's read timeout restarts with every chunk, so a server trickling a byte at a time would
+#: hold a call open for ever; this bounds one attempt from request to the body's last byte.
+ATTEMPT_DEADLINE = 120.0
 
 # Local mistakes, unsupported URLs and undecodable bodies fail the same way on every attempt;
 # only failures that can clear up by themselves are worth another try.
@@ -62,8 +68,10 @@ class RetryPolicy:
 
     Backoff is exponential (``base_delay * 2**(n-1)``, capped at ``max_delay``) with full jitter:
     each wait is drawn uniformly below that cap. A server-given wait (``Retry-After`` or the
-    rate-limit reset) is used instead, capped at ``max_delay`` too. ``jitter=False`` waits the
-    full cap, which makes delays predictable in tests.
+    rate-limit reset) is waited in full instead: retrying before it would only be refused
+    again. When that wait does not fit in what is left of ``max_total``, the call gives up at
+    once and says how long the service asked to wait. ``jitter=False`` waits the full cap,
+    which makes delays predictable in tests.
     """
 
     max_attempts: int = 6
@@ -218,13 +226,16 @@ class RetryingSender:
         *,
         call: str,
         on_unauthorized: Callable[[], bool] | None = None,
+        scrub: Callable[[str], str] = str,
     ) -> httpx.Response:
-        """Send ``build()`` until it gets a final answer.
+        """Send ``build()`` until it gets a final answer, its body read in full.
 
         ``build`` is called for every attempt, so a fresh token is picked up after a 401. On a
         401, ``on_unauthorized`` (when given) decides whether one more attempt is worth it; that
-        attempt does not count against the retry budget. Raises DropshipUnavailableError naming
-        ``call``, the last status or transport error, and the number of attempts.
+        attempt does not count against the retry budget. ``scrub`` removes secrets from the
+        server's text before it goes into an error. Raises DropshipUnavailableError naming
+        ``call``, the last status or transport error, and the number of attempts; a body larger
+        than MAX_BODY_BYTES raises DropshipApiError.
         """
         policy = self._policy
         started = self._clock()
@@ -239,7 +250,7 @@ class RetryingSender:
             request = build()
             sent_at = time.perf_counter()
             try:
-                response = self._http.send(request)
+                response = self._receive(request, call)
             except _NOT_TRANSIENT as exc:
                 self._log(request, type(exc).__name__, sent_at, attempt)
                 raise DropshipApiError(
@@ -263,13 +274,15 @@ class RetryingSender:
                 failures += 1
                 last_status = status
                 last_problem = f"HTTP {status}"
-                detail = server_message(response, limit=120)
+                # Some servers echo the request, credentials included, in their error pages.
+                detail = scrub(server_message(response, limit=120))
                 if detail:
                     last_problem += f" ({detail})"
                 delay = self._server_wait(response)
                 if delay is None:
                     delay = policy.backoff(failures)
-                delay = min(delay, policy.max_delay)
+                elif delay > policy.max_delay:
+                    last_problem += f", asked to wait {delay:.0f} s"
 
             elapsed = self._clock() - started
             if failures >= policy.max_attempts or elapsed + delay > policy.max_total:
@@ -281,6 +294,44 @@ class RetryingSender:
                     status_code=last_status,
                 )
             self._sleep(delay)
+
+    def _receive(self, request: httpx.Request, call: str) -> httpx.Response:
+        """One attempt: the response with its whole body, within ATTEMPT_DEADLINE and
+        MAX_BODY_BYTES. Transport errors while reading count as the attempt's failure."""
+        deadline = time.monotonic() + ATTEMPT_DEADLINE
+        response = self._http.send(request, stream=True)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise DropshipApiError(
+                        call,
+                        f"{call} was answered with more than {MAX_BODY_BYTES:,} bytes; "
+                        "that is not a Dropship answer: check DROPSHIP_API_URL.",
+                        status_code=response.status_code,
+                    )
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(
+                        f"the answer took longer than {ATTEMPT_DEADLINE:.0f} s", request=request
+                    )
+                chunks.append(chunk)
+        finally:
+            response.close()
+        # iter_bytes has already undone any content encoding.
+        headers = [
+            (k, v)
+            for k, v in response.headers.multi_items()
+            if k not in ("content-encoding", "content-length")
+        ]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=b"".join(chunks),
+            request=request,
+            extensions=response.extensions,
+        )
 
     def _server_wait(self, response: httpx.Response) -> float | None:
         wait = retry_after_seconds(response.headers)
@@ -294,7 +345,7 @@ class RetryingSender:
             return
         wait = rate_limit_reset_seconds(response.headers)
         if wait:
-            self._not_before = self._clock() + min(wait, self._policy.max_delay)
+            self._not_before = self._clock() + min(wait, self._policy.max_total)
 
     def _wait_for_rate_limit(self) -> None:
         if not self._not_before:
@@ -553,14 +604,17 @@ class DropshipClient:
             # A source with nothing fresher to offer (a fixed token) would only be refused again.
             return self._tokens.token() != refused
 
-        response = self._sender.send(build, call=call, on_unauthorized=on_unauthorized)
+        def scrub(text: str) -> str:
+            # Some servers echo the credentials they rejected; those must never reach a log.
+            for token in used:
+                text = text.replace(token, "[token]")
+            return text
+
+        response = self._sender.send(build, call=call, on_unauthorized=on_unauthorized, scrub=scrub)
         if success(response.status_code):
             return response
 
-        # Some servers echo the credentials they rejected; those must never reach a log.
-        message = server_message(response)
-        for token in used:
-            message = message.replace(token, "[token]")
+        message = scrub(server_message(response))
         if response.status_code == 401:
             raise self._unauthorized(call, message, refreshed=len(set(used)) > 1)
         raise self._refusal(call, response, message)
