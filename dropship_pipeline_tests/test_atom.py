@@ -699,6 +699,30 @@ def test_parse_links_works_on_a_page_cut_off_after_the_links() -> None:
         assert links.prev_archive_url == f"{BASE}/Pages(older)"
 
 
+def test_parse_links_finds_links_written_after_the_entries() -> None:
+    links = (
+        f'<link rel="self" href="{SELF_URL}"/>\n'
+        f'<link rel="prev-archive" href="{BASE}/Pages(older)"/>\n'
+    )
+    entries = [entry(order_created(), entry_id=f"e{n}") for n in range(5)]
+    body = feed(*entries, links="")
+    body = body.replace(b"</feed>", links.encode() + b"</feed>")
+
+    found = parse_links(body, URL)
+
+    assert found.prev_archive_url == f"{BASE}/Pages(older)"
+    assert found == parse_page(body, URL).links
+
+
+def test_parse_links_needs_the_whole_page_when_no_prev_archive_precedes_the_entries() -> None:
+    body = feed(entry(order_created()), links=f'<link rel="self" href="{SELF_URL}"/>\n')
+
+    assert parse_links(body, URL).prev_archive_url is None
+    # Cut off, it could still hold a prev-archive link further down: not taken for the oldest.
+    with pytest.raises(FeedPageError):
+        parse_links(body[: body.index(b"</entry>")], URL)
+
+
 def test_parse_links_refuses_a_page_cut_off_before_any_entry() -> None:
     body = feed()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
+from lxml import etree
 
 from dropship_pipeline.dropship.auth import StaticToken
 from dropship_pipeline.dropship.client import DropshipClient, FetchedPage, RetryPolicy
@@ -119,6 +120,42 @@ def test_a_feed_of_0_1_50_or_51_events_is_stored_exactly_once(start, tmp_path, o
     again = crawl(server, db)
     assert again.events_new == 0 and again.orders_new == 0
     assert again.pages_read == 1  # the current page only: archives are never fetched again
+
+
+def links_last(body: bytes) -> bytes:
+    """The same page with its feed-level links moved after its entries (Atom allows it)."""
+    root = etree.fromstring(body)
+    for link in root.findall("{*}link"):
+        root.remove(link)
+        root.append(link)
+    return etree.tostring(root)
+
+
+class LinksLast:
+    """The real client, with every page's links moved after its entries."""
+
+    def __init__(self, client: DropshipClient) -> None:
+        self.client = client
+
+    @property
+    def current_page_url(self) -> str:
+        return self.client.current_page_url
+
+    def fetch_page(self, url: str) -> FetchedPage:
+        page = self.client.fetch_page(url)
+        return FetchedPage(url, links_last(page.body), page.status_code, page.content_type)
+
+
+def test_archive_pages_with_their_links_after_the_entries_lose_nothing(start, tmp_path):
+    server = start(initial_orders=260)  # 6 pages
+    db = tmp_path / "feed.duckdb"
+
+    with client_for(server) as client:
+        counts = crawl_feed(LinksLast(client), db, spool_dir=tmp_path / "spool")
+
+    assert counts.orders_new == 260
+    assert stored_order_ids(db) == simulator_order_ids(server)
+    assert table_counts(db)["complete_pages"] == 5
 
 
 def test_a_backfill_of_many_pages_is_stored_oldest_first_in_batches(start, tmp_path):

@@ -366,13 +366,14 @@ def _price(text: str | None) -> Decimal | None:
 
 
 def parse_links(body: bytes, url: str) -> FeedLinks:
-    """Read only the feed-level ``<link>`` elements, stopping at the first ``<entry>``.
+    """Read only the feed-level ``<link>`` elements; return what :func:`parse_page` would.
 
-    The service writes its links before its entries, so on its pages this returns what
-    :func:`parse_page` returns, without reading the entries; a body cut off anywhere after the
-    first ``<entry>`` tag is fine. Links written after an entry are not seen. Hostile or
-    malformed input before that point, a non-feed root, or a body that ends before an entry
-    and is not a complete document raise FeedPageError.
+    The service writes its links before its entries, so reading usually stops at the first
+    ``<entry>`` once a ``prev-archive`` link has been seen. Atom allows links after entries,
+    though, and taking a page without one for the oldest would skip everything older: when the
+    first entry comes before any ``prev-archive`` link, the whole page is read. Hostile or
+    malformed input in what is read, a non-feed root, or a body that ends before it proves
+    where the links are raise FeedPageError.
     """
     if _declares_dtd(body):
         raise FeedPageError(url, "the page declares a DTD, which feed pages never do")
@@ -393,11 +394,20 @@ def parse_links(body: bytes, url: str) -> FeedLinks:
                             url, "the page declares a DTD, which feed pages never do"
                         )
                     _check_root(root, url)
-                elif element.tag in _ENTRY_TAGS and element.getparent() is root:
-                    return _links(links)
-                elif element.tag in _LINK_TAGS and element.getparent() is root:
+                elif element.getparent() is not root:
+                    continue
+                elif element.tag in _ENTRY_TAGS:
+                    if "prev_archive_url" in links:
+                        return _links(links)
+                    # Read on: only the whole page proves it has no prev-archive link. The
+                    # entries read so far are not needed again.
+                    previous = element.getprevious()
+                    while previous is not None and previous.tag in _ENTRY_TAGS:
+                        root.remove(previous)
+                        previous = element.getprevious()
+                elif element.tag in _LINK_TAGS:
                     _collect_link(element, url, links)
-        # No entry at all: only a complete document proves no link was cut off.
+        # Only a complete document proves no link was cut off.
         parser.close()
     except (etree.XMLSyntaxError, _ExternalResourceRefused) as exc:
         raise FeedPageError(url, f"the page is not well-formed XML: {exc}") from None
