@@ -211,17 +211,26 @@ def _apply_statuses(con: duckdb.DuckDBPyConnection) -> None:
             status_code = CASE derived.status {codes} ELSE 8 END,
             status_updated_at = derived.updated_at
         FROM (
+            -- Every line counts, those no update has touched as PendingSupplier; cancelled
+            -- lines only decide when all are cancelled, as nothing is left to do for them.
             SELECT order_id,
                    CASE
-                       WHEN count(DISTINCT status) = 1 THEN any_value(status)
+                       WHEN bool_and(status = 'Cancelled') THEN 'Cancelled'
+                       WHEN count(DISTINCT status) FILTER (WHERE status <> 'Cancelled') = 1
+                           THEN any_value(status) FILTER (WHERE status <> 'Cancelled')
                        WHEN bool_or(status IN ('Shipped', 'PartiallyShipped'))
                            THEN 'PartiallyShipped'
-                       ELSE arg_max(status, status_updated_at)
+                       ELSE coalesce(
+                           arg_max(status, status_updated_at)
+                               FILTER (WHERE status <> 'Cancelled'),
+                           'PendingSupplier'
+                       )
                    END AS status,
                    max(status_updated_at) AS updated_at
             FROM order_items
-            WHERE order_id IN ({touched}) AND status_updated_at IS NOT NULL
+            WHERE order_id IN ({touched})
             GROUP BY order_id
+            HAVING max(status_updated_at) IS NOT NULL
         ) AS derived
         WHERE o.order_id = derived.order_id
         """
