@@ -122,6 +122,24 @@ def test_a_feed_of_0_1_50_or_51_events_is_stored_exactly_once(start, tmp_path, o
     assert again.pages_read == 1  # the current page only: archives are never fetched again
 
 
+class Rewritten:
+    """The real client, with every page body passed through ``rewrite``."""
+
+    def __init__(self, client: DropshipClient, rewrite: Callable[[bytes], bytes]) -> None:
+        self.client = client
+        self.rewrite = rewrite
+        self.fetched: list[str] = []
+
+    @property
+    def current_page_url(self) -> str:
+        return self.client.current_page_url
+
+    def fetch_page(self, url: str) -> FetchedPage:
+        page = self.client.fetch_page(url)
+        self.fetched.append(url)
+        return FetchedPage(url, self.rewrite(page.body), page.status_code, page.content_type)
+
+
 def links_last(body: bytes) -> bytes:
     """The same page with its feed-level links moved after its entries (Atom allows it)."""
     root = etree.fromstring(body)
@@ -131,31 +149,45 @@ def links_last(body: bytes) -> bytes:
     return etree.tostring(root)
 
 
-class LinksLast:
-    """The real client, with every page's links moved after its entries."""
-
-    def __init__(self, client: DropshipClient) -> None:
-        self.client = client
-
-    @property
-    def current_page_url(self) -> str:
-        return self.client.current_page_url
-
-    def fetch_page(self, url: str) -> FetchedPage:
-        page = self.client.fetch_page(url)
-        return FetchedPage(url, links_last(page.body), page.status_code, page.content_type)
-
-
 def test_archive_pages_with_their_links_after_the_entries_lose_nothing(start, tmp_path):
     server = start(initial_orders=260)  # 6 pages
     db = tmp_path / "feed.duckdb"
 
     with client_for(server) as client:
-        counts = crawl_feed(LinksLast(client), db, spool_dir=tmp_path / "spool")
+        counts = crawl_feed(Rewritten(client, links_last), db, spool_dir=tmp_path / "spool")
 
     assert counts.orders_new == 260
     assert stored_order_ids(db) == simulator_order_ids(server)
     assert table_counts(db)["complete_pages"] == 5
+
+
+def self_link_upper_case(body: bytes) -> bytes:
+    root = etree.fromstring(body)
+    for link in root.findall("{*}link[@rel='self']"):
+        link.set("href", link.get("href").upper())
+    return etree.tostring(root)
+
+
+def self_link_renamed(body: bytes) -> bytes:
+    root = etree.fromstring(body)
+    for link in root.findall("{*}link[@rel='self']"):
+        link.set("href", link.get("href").replace("Pages(", "Pages(another-name-"))
+    return etree.tostring(root)
+
+
+@pytest.mark.parametrize("rewrite", [self_link_upper_case, self_link_renamed])
+def test_a_page_whose_self_link_names_it_differently_is_not_fetched_again(start, tmp_path, rewrite):
+    server = start(initial_orders=160)  # 4 pages
+    db = tmp_path / "feed.duckdb"
+
+    with client_for(server) as client:
+        crawl_feed(Rewritten(client, rewrite), db, spool_dir=tmp_path / "spool")
+        again = Rewritten(client, rewrite)
+        counts = crawl_feed(again, db, spool_dir=tmp_path / "spool")
+
+    assert counts.pages_read == 1
+    assert again.fetched == [client.current_page_url]
+    assert stored_order_ids(db) == simulator_order_ids(server)
 
 
 def test_a_backfill_of_many_pages_is_stored_oldest_first_in_batches(start, tmp_path):

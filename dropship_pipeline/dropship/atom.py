@@ -210,6 +210,9 @@ _LINK_FIELD: Final = {
 }
 _PAGE_IN_URL: Final = re.compile(r"/Pages\(([^()/?#]+)\)")
 _UUID_URN: Final = re.compile(r"urn:uuid:", re.IGNORECASE)
+_GUID: Final = re.compile(
+    r"\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?"
+)
 _INTEGER: Final = re.compile(r"[+-]?[0-9]+")
 _DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 # order_items.selling_price is DECIMAL(18, 4): at most 14 digits before the point.
@@ -265,13 +268,20 @@ _PARSER: Final = _hardened_parser()
 def page_id_from_url(url: str) -> str | None:
     """Return the page id inside ``Pages(<id>)`` of a feed page URL, or None if it has none.
 
-    The id is returned as written (percent-decoded, surrounding whitespace removed); it is not
-    checked to be a GUID.
+    The id is percent-decoded and stripped of surrounding whitespace. It need not be a GUID;
+    one that is comes back in lower case without braces, so that a link and the page's own
+    ``self`` link that spell it differently still name the same page.
     """
     match = _PAGE_IN_URL.search(url)
     if match is None:
         return None
-    page_id = unquote(match.group(1)).strip()
+    return _canonical_page_id(unquote(match.group(1)))
+
+
+def _canonical_page_id(text: str) -> str | None:
+    page_id = text.strip()
+    if _GUID.fullmatch(page_id):
+        return page_id.strip("{}").lower()
     return page_id or None
 
 
@@ -481,7 +491,7 @@ def _page_id(links: FeedLinks, feed_id: str | None) -> str | None:
             return from_self
     if feed_id is None:
         return None
-    return _UUID_URN.sub("", feed_id.strip(), count=1).strip() or None
+    return _canonical_page_id(_UUID_URN.sub("", feed_id.strip(), count=1))
 
 
 def _entry_row(entry: etree._Element, url: str, position: int) -> EntryRow:

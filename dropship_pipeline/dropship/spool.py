@@ -9,6 +9,7 @@ not DuckDB: parse workers import this module, not the crawl.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from dropship_pipeline.dropship.atom import read_page
 from dropship_pipeline.dropship.models import PageRows
 from dropship_pipeline.errors import FeedPageError
 from dropship_pipeline.store.batch import PageBatch, build_batch
+
+log = logging.getLogger(__name__)
 
 
 class PageSpool:
@@ -51,8 +54,10 @@ class PageSpool:
         self._path(page_id).unlink(missing_ok=True)
 
     def clear(self) -> None:
-        for path in self.folder.glob("*.xml"):
-            path.unlink(missing_ok=True)
+        # Temporary ".part" files are what a process killed mid-write leaves behind.
+        for pattern in ("*.xml", ".*.part"):
+            for path in self.folder.glob(pattern):
+                path.unlink(missing_ok=True)
         self.clear_batches()
 
     def clear_batches(self) -> None:
@@ -78,11 +83,22 @@ def prepare_batch(
             failure = (url, "its spooled copy vanished; run the crawl again")
             break
         try:
-            pages.append(read_page(body, url))
+            page = read_page(body, url)
         except FeedPageError as error:
             # Dropped so that the next crawl fetches the page again rather than re-read it.
             spool.discard(page_id)
             failure = (error.url, error.reason)
             break
+        if page.page_id != page_id:
+            # The crawl position must use the id the walk meets in prev-archive links, or the
+            # page would never count as stored and every poll would fetch it again.
+            log.warning(
+                "feed page %s calls itself %s; stored under %s, the id its newer page links to",
+                url,
+                page.page_id,
+                page_id,
+            )
+            page = page._replace(page_id=page_id)
+        pages.append(page)
     batch = build_batch(pages) if pages else None
     return batch, [page.page_id for page in pages], failure
