@@ -164,7 +164,10 @@ def test_archive_pages_with_their_links_after_the_entries_lose_nothing(start, tm
 def self_link_upper_case(body: bytes) -> bytes:
     root = etree.fromstring(body)
     for link in root.findall("{*}link[@rel='self']"):
-        link.set("href", link.get("href").upper())
+        base, _, guid = link.get("href").rpartition("Pages(")
+        link.set("href", f"{base}Pages({guid.upper()}")
+    for feed_id in root.findall("{*}id"):
+        feed_id.text = feed_id.text.upper()
     return etree.tostring(root)
 
 
