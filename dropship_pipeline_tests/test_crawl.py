@@ -329,9 +329,44 @@ def test_rate_limits_server_errors_and_dropped_connections_mid_crawl_lose_nothin
     counts = crawl(server, db)
 
     assert counts.events_new == 600
-    summary = server.state.summary()
     assert stored_order_ids(db) == simulator_order_ids(server)
-    assert summary  # the simulator counted its faults; the crawl recovered from all of them
+    stats = server.state.summary()["stats"]
+    assert stats["rate_limited"] > 0 and stats["server_errors"] > 0 and stats["dropped"] > 0
+
+
+def test_every_fault_and_feed_variation_at_once_still_stores_each_order_once(start, tmp_path):
+    server = start(
+        faults=Faults(
+            duplicate_order_rate=0.2,
+            repeat_entry_rate=0.3,
+            non_guid_entry_id_rate=0.3,
+            unknown_elements=True,
+            https_xsi_namespace=True,
+            self_closing_empty=True,
+            https_atom_namespace=True,
+            json_content_type=True,
+            rate_limit_every=5,
+            retry_after_seconds=0,
+            server_error_every=6,
+            drop_every=9,
+            seed=11,
+        ),
+    )
+    server.state.add_orders(700)
+    db = tmp_path / "feed.duckdb"
+
+    first = crawl(server, db)
+    server.state.add_orders(90)  # the current page rolls over between the polls
+    second = crawl(server, db)
+
+    assert first.orders_new + second.orders_new == 790
+    stored = table_counts(db)
+    assert stored["events"] == stored["distinct_events"]
+    assert stored["orders"] == stored["distinct_orders"] == 790
+    assert stored_order_ids(db) == simulator_order_ids(server)
+    stats = server.state.summary()["stats"]
+    for fault in ("rate_limited", "server_errors", "dropped", "duplicate_orders"):
+        assert stats[fault] > 0, fault
 
 
 def test_a_read_timeout_mid_crawl_is_retried(start, tmp_path):
@@ -345,6 +380,7 @@ def test_a_read_timeout_mid_crawl_is_retried(start, tmp_path):
 
     assert counts.events_new == 300
     assert stored_order_ids(db) == simulator_order_ids(server)
+    assert server.state.summary()["stats"]["slowed"] > 0
 
 
 def test_a_malformed_page_stops_the_crawl_there_and_nothing_is_skipped(start, tmp_path):
