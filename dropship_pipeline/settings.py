@@ -7,6 +7,7 @@ The variable names are fixed by CONTRACT.md section 1. A missing or malformed va
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -20,6 +21,9 @@ DEFAULT_API_URL = "https://dropshiprc.iqmetrix.net/v1"
 DEFAULT_AUTH_URL = "https://accountsrc.iqmetrix.net/v1"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 EXPORT_FORMATS = ("csv", "xlsx")
+# str.isdigit() would also take "²" and digits of other scripts.
+_WHOLE_NUMBER = re.compile(r"[0-9]+")
+_SECRET_VARIABLES = frozenset({"DROPSHIP_CLIENT_SECRET", "DROPSHIP_PASSWORD"})
 
 
 @dataclass(frozen=True)
@@ -83,20 +87,25 @@ class Settings:
             value = value.strip()
             return value or None
 
+        def secret(name: str) -> str | None:
+            # Taken as written: a password may begin or end with a space. Blank means unset.
+            value = env.get(name)
+            return value if value and value.strip() else None
+
         supplier_raw = get("DROPSHIP_SUPPLIER_ID")
         if supplier_raw is None:
             raise SettingsError("DROPSHIP_SUPPLIER_ID is not set: give the supplier's numeric id.")
-        if not supplier_raw.isdigit():
+        if _WHOLE_NUMBER.fullmatch(supplier_raw) is None or int(supplier_raw) == 0:
             raise SettingsError(
-                f"DROPSHIP_SUPPLIER_ID must be a whole number, got {supplier_raw!r}."
+                f"DROPSHIP_SUPPLIER_ID must be a positive whole number, got {supplier_raw!r}."
             )
 
         api_url = _base_url("DROPSHIP_API_URL", get("DROPSHIP_API_URL") or DEFAULT_API_URL)
         auth_url = _base_url("DROPSHIP_AUTH_URL", get("DROPSHIP_AUTH_URL") or DEFAULT_AUTH_URL)
 
-        access_token = get("DROPSHIP_ACCESS_TOKEN")
+        access_token = secret("DROPSHIP_ACCESS_TOKEN")
         grant = {
-            name: get(name)
+            name: secret(name) if name in _SECRET_VARIABLES else get(name)
             for name in (
                 "DROPSHIP_CLIENT_ID",
                 "DROPSHIP_CLIENT_SECRET",
@@ -135,6 +144,19 @@ class Settings:
             )
 
         key_file = get("DROPSHIP_SFTP_KEY_FILE")
+        known_hosts = Path(get("DROPSHIP_SFTP_KNOWN_HOSTS") or "~/.ssh/known_hosts").expanduser()
+        sftp_password = secret("DROPSHIP_SFTP_PASSWORD")
+        if drop_url.startswith("sftp:"):
+            _check_sftp_files(key_file, known_hosts, sftp_password)
+
+        db_path = Path(get("DROPSHIP_DB") or "data/dropship.duckdb")
+        snapshot_path = Path(get("DROPSHIP_SNAPSHOT") or "data/dropship_snapshot.duckdb")
+        if db_path.expanduser().resolve() == snapshot_path.expanduser().resolve():
+            raise SettingsError(
+                "DROPSHIP_SNAPSHOT names the same file as DROPSHIP_DB: the analysts' copy must "
+                "be a file of its own."
+            )
+
         layout_file = get("DROPSHIP_ORDER_LAYOUT")
         # Loaded now so that an unknown column stops the start, not the first export.
         order_layout = ColumnLayout.load(Path(layout_file).expanduser()) if layout_file else None
@@ -147,14 +169,12 @@ class Settings:
             username=grant["DROPSHIP_USERNAME"],
             password=grant["DROPSHIP_PASSWORD"],
             access_token=access_token,
-            db_path=Path(get("DROPSHIP_DB") or "data/dropship.duckdb"),
-            snapshot_path=Path(get("DROPSHIP_SNAPSHOT") or "data/dropship_snapshot.duckdb"),
+            db_path=db_path,
+            snapshot_path=snapshot_path,
             drop_url=drop_url,
-            sftp_password=get("DROPSHIP_SFTP_PASSWORD"),
+            sftp_password=sftp_password,
             sftp_key_file=Path(key_file).expanduser() if key_file else None,
-            sftp_known_hosts=Path(
-                get("DROPSHIP_SFTP_KNOWN_HOSTS") or "~/.ssh/known_hosts"
-            ).expanduser(),
+            sftp_known_hosts=known_hosts,
             orders_dir=_folder("DROPSHIP_ORDERS_DIR", get("DROPSHIP_ORDERS_DIR") or "orders"),
             confirmations_dir=_folder(
                 "DROPSHIP_CONFIRMATIONS_DIR", get("DROPSHIP_CONFIRMATIONS_DIR") or "confirmations"
@@ -165,8 +185,30 @@ class Settings:
         )
 
 
+def _check_sftp_files(key_file: str | None, known_hosts: Path, password: str | None) -> None:
+    if not known_hosts.is_file():
+        raise SettingsError(
+            f"DROPSHIP_SFTP_KNOWN_HOSTS names {known_hosts}, which is not a file: the SFTP "
+            "server's host key must be listed there (for example with ssh-keyscan, checked "
+            "with its operator)."
+        )
+    if key_file is not None and not Path(key_file).expanduser().is_file():
+        raise SettingsError(f"DROPSHIP_SFTP_KEY_FILE names {key_file}, which is not a file.")
+    if key_file is None and password is None:
+        raise SettingsError(
+            "DROPSHIP_SFTP_PASSWORD and DROPSHIP_SFTP_KEY_FILE are both unset: the SFTP drop "
+            "needs one of them to log in."
+        )
+
+
 def _base_url(name: str, value: str) -> str:
     parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        # Credentials in a URL end up in logs and error messages; the API takes none there.
+        raise SettingsError(
+            f"{name} must be a plain base URL such as https://host/v1, without a user name, "
+            "password, query or fragment."
+        )
     if parts.scheme == "https" and parts.hostname:
         return value.rstrip("/")
     if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
