@@ -11,6 +11,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from dropship_pipeline.defs.assets import DB_POOL
 from dropship_pipeline.defs.definitions import PIPELINE_JOB, build_definitions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +44,44 @@ def test_the_definitions_load_and_validate():
     keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
     assert {"feed_events", "orders"} <= keys
     assert defs.resolve_schedule_def("feed_poll").cron_schedule == "*/2 * * * *"
+
+
+def test_every_writing_step_is_in_the_duckdb_pool_and_runs_in_process():
+    defs = build_definitions()
+    job = defs.resolve_job_def(PIPELINE_JOB)
+    keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+
+    assert {"erp_order_files", "order_acknowledgements", "analyst_snapshot"} <= keys
+    for node in job.graph.node_defs:
+        assert node.pool == DB_POOL, node.name
+    assert job.executor_def is dg.in_process_executor
+
+
+def evaluate_poll(instance: dg.DagsterInstance):
+    schedule = build_definitions().resolve_schedule_def("feed_poll")
+    with dg.build_schedule_context(instance=instance) as context:
+        return schedule.evaluate_tick(context)
+
+
+def test_the_poll_is_skipped_with_the_reason_while_a_setting_is_missing(monkeypatch):
+    monkeypatch.delenv("DROPSHIP_SUPPLIER_ID", raising=False)
+    with dg.instance_for_test() as instance:
+        tick = evaluate_poll(instance)
+
+    assert not tick.run_requests
+    assert "DROPSHIP_SUPPLIER_ID" in tick.skip_message
+
+
+def test_the_poll_asks_for_a_run_unless_the_last_one_is_still_going(pipeline_env):
+    with dg.instance_for_test() as instance:
+        assert len(evaluate_poll(instance).run_requests) == 1
+
+        job = build_definitions().resolve_job_def(PIPELINE_JOB)
+        instance.create_run_for_job(job_def=job, status=dg.DagsterRunStatus.STARTED)
+        tick = evaluate_poll(instance)
+
+    assert not tick.run_requests
+    assert "still going" in tick.skip_message
 
 
 def test_secrets_reach_the_resource_only_as_environment_references(pipeline_env):

@@ -14,9 +14,17 @@ from dropship_pipeline.defs.assets import (
 )
 from dropship_pipeline.defs.export_assets import EXPORT_ASSETS, EXPORT_CHECKS
 from dropship_pipeline.defs.resources import SECRET_FIELDS, SETTING_VARIABLES, PipelineResource
+from dropship_pipeline.errors import SettingsError
+from dropship_pipeline.settings import Settings
 
 PIPELINE_JOB = "dropship_pipeline_job"
 POLL_CRON = "*/2 * * * *"
+UNFINISHED_RUNS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
 def pipeline_resource_from_env() -> PipelineResource:
@@ -42,19 +50,40 @@ def build_definitions() -> dg.Definitions:
         description="One full cycle: ingest the feed, export new orders to the ERP drop, "
         "acknowledge them, publish the analysts' snapshot (later steps are added as they land).",
     )
-    poll = dg.ScheduleDefinition(
+
+    @dg.schedule(
         name="feed_poll",
         job=pipeline_job,
         cron_schedule=POLL_CRON,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Polls the Order Notifications feed every 2 minutes.",
+        description="Polls the Order Notifications feed every 2 minutes, unless the settings "
+        "are incomplete or the previous cycle is still running.",
     )
+    def feed_poll(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        try:
+            Settings.from_env()
+        except SettingsError as error:
+            return dg.SkipReason(f"Not polling: {error}")
+        # DuckDB takes one writer: a second cycle would only fail on the database's lock.
+        running = context.instance.get_run_records(
+            filters=dg.RunsFilter(job_name=PIPELINE_JOB, statuses=UNFINISHED_RUNS), limit=1
+        )
+        if running:
+            return dg.SkipReason(
+                f"Not polling: run {running[0].dagster_run.run_id} of the previous cycle is "
+                "still going."
+            )
+        return dg.RunRequest()
+
     return dg.Definitions(
         assets=[feed_inbox, *EXPORT_ASSETS, analyst_snapshot],
         asset_checks=[orders_are_unique, orders_have_lines, *EXPORT_CHECKS],
         jobs=[pipeline_job],
-        schedules=[poll],
+        schedules=[feed_poll],
         resources={"pipeline": pipeline_resource_from_env()},
+        # Steps share one DuckDB file with a single writer: run them one after another in the
+        # run's own process, whatever concurrency pools the instance was given.
+        executor=dg.in_process_executor,
     )
 
 
