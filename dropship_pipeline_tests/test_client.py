@@ -22,6 +22,7 @@ from dropship_pipeline.dropship.client import (
     rate_limit_reset_seconds,
 )
 from dropship_pipeline.dropship.models import (
+    EchoedItem,
     ItemInformation,
     ItemStatusUpdate,
     OrderStatus,
@@ -520,10 +521,30 @@ def test_order_status_update_puts_the_documented_json(make_client) -> None:
     assert type(body["Status"]) is int
     assert receipt.http_status == 202
     assert receipt.echo == echo
+    assert (receipt.order_id, receipt.status, receipt.tracking_info) == (
+        ORDER_ID,
+        OrderStatus.Shipped,
+        "1Z9",
+    )
 
 
 def test_item_status_update_puts_every_item_with_numeric_status(make_client) -> None:
-    recorder = Recorder(httpx.Response(202, json={"Id": ORDER_ID, "ItemInformation": []}))
+    echoed_items = [
+        # As the service answers: status as a name, CatalogId filled in, a tracking number
+        # sent as a bare number returned as text; and one item in a shape it never sends.
+        {
+            "Sku": "abc123",
+            "CatalogId": "c-1",
+            "Quantity": 1,
+            "Status": "PartiallyShipped",
+            "TrackingInfo": 9870873242,
+        },
+        {"Sku": "def456", "Quantity": "2", "Status": 3, "TrackingInfo": None},
+        {"Sku": "ghi789", "Status": "Exception"},
+        "not an item",
+    ]
+    echo = {"Id": ORDER_ID, "ItemInformation": echoed_items}
+    recorder = Recorder(httpx.Response(202, json=echo))
     client = make_client(recorder)
     update = ItemStatusUpdate(
         order_id=ORDER_ID,
@@ -533,7 +554,7 @@ def test_item_status_update_puts_every_item_with_numeric_status(make_client) -> 
         ),
     )
 
-    client.item_status_update(update)
+    receipt = client.item_status_update(update)
 
     request = recorder.requests[0]
     assert request.url.path == f"/v1/Suppliers(60455)/Orders({ORDER_ID})/ItemStatusUpdate"
@@ -546,6 +567,11 @@ def test_item_status_update_puts_every_item_with_numeric_status(make_client) -> 
         ],
     }
     assert all(type(item["Status"]) is int for item in body["ItemInformation"])
+    assert receipt.items == (
+        EchoedItem("abc123", OrderStatus.PartiallyShipped, "c-1", 1, "9870873242"),
+        EchoedItem("def456", OrderStatus.BackOrdered, None, None, None),
+        EchoedItem("ghi789", None, None, None, None),
+    )
 
 
 @pytest.mark.parametrize("status", [200, 204])

@@ -285,8 +285,69 @@ class ItemStatusUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class EchoedItem:
+    """One item of an ``ItemStatusUpdate`` echo; the service fills in CatalogId and Quantity."""
+
+    sku: str | None
+    status: OrderStatus | None
+    catalog_id: str | None
+    quantity: int | None
+    tracking_info: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class StatusUpdateReceipt:
-    """What the service answered to a status PUT: the HTTP status and its echo of the body."""
+    """What the service answered to a status PUT: the HTTP status and its echo of the body.
+
+    ``echo`` is the JSON object as received (empty when there was none); the properties read
+    it into typed values, None where a field is missing or not of the documented kind. The echo
+    writes ``Status`` as a name, older answers as a number: both are read.
+    """
 
     http_status: int
     echo: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def order_id(self) -> str | None:
+        return _echoed_text(self.echo.get("Id"))
+
+    @property
+    def status(self) -> OrderStatus | None:
+        return _echoed_status(self.echo.get("Status"))
+
+    @property
+    def tracking_info(self) -> str | None:
+        return _echoed_text(self.echo.get("TrackingInfo"))
+
+    @property
+    def items(self) -> tuple[EchoedItem, ...]:
+        items = self.echo.get("ItemInformation")
+        if not isinstance(items, list):
+            return ()
+        return tuple(
+            EchoedItem(
+                sku=_echoed_text(item.get("Sku")),
+                status=_echoed_status(item.get("Status")),
+                catalog_id=_echoed_text(item.get("CatalogId")),
+                quantity=item["Quantity"] if type(item.get("Quantity")) is int else None,
+                tracking_info=_echoed_text(item.get("TrackingInfo")),
+            )
+            for item in items
+            if isinstance(item, dict)
+        )
+
+
+def _echoed_text(value: object) -> str | None:
+    # The documented example sends a tracking number as a bare number; it comes back as text.
+    if isinstance(value, bool) or value is None:
+        return None
+    return str(value) if isinstance(value, str | int) else None
+
+
+def _echoed_status(value: object) -> OrderStatus | None:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    try:
+        return OrderStatus.parse(value)
+    except ValueError:
+        return None
