@@ -15,6 +15,7 @@ import httpx
 import pytest
 from lxml import etree
 
+from dropship_pipeline.dropship import crawl as crawl_module
 from dropship_pipeline.dropship.auth import StaticToken
 from dropship_pipeline.dropship.client import DropshipClient, FetchedPage, RetryPolicy
 from dropship_pipeline.dropship.crawl import crawl_feed
@@ -381,6 +382,21 @@ def test_a_read_timeout_mid_crawl_is_retried(start, tmp_path):
     assert counts.events_new == 300
     assert stored_order_ids(db) == simulator_order_ids(server)
     assert server.state.summary()["stats"]["slowed"] > 0
+
+
+def test_a_parse_worker_that_stops_answering_is_replaced_by_parsing_here(
+    start, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(crawl_module, "WORKER_MODULE", "dropship_pipeline_tests.silent_worker")
+    monkeypatch.setattr(crawl_module, "WORKER_CHUNK_SECONDS", 0.5)
+    server = start(initial_orders=400)  # 8 pages
+    db = tmp_path / "feed.duckdb"
+
+    counts = crawl(server, db, batch_pages=2, parse_workers=1)
+
+    assert counts.orders_new == 400
+    assert stored_order_ids(db) == simulator_order_ids(server)
+    assert "gave no answer" in caplog.text
 
 
 def test_a_malformed_page_stops_the_crawl_there_and_nothing_is_skipped(start, tmp_path):

@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_PAGES = 50
 WORKER_MODULE = "dropship_pipeline.dropship.parse_worker"
 WORKER_EXIT_SECONDS = 10
+#: A chunk of 50 pages parses in about a second; a worker silent for this long is stuck, and
+#: its chunk is parsed in this process instead.
+WORKER_CHUNK_SECONDS = 300.0
 #: Parsing must keep ahead of the DuckDB writes, which wait for it once the walk ends. Two
 #: workers (at a lower priority, see parse_worker) left the writer waiting 1.3 s in a
 #: 100,000-event backfill rather than 2.5 s with one; each costs about 200 MB at its peak.
@@ -167,6 +170,11 @@ class _Worker:
             return False
         return True
 
+    def stop(self) -> None:
+        """Kill a worker that stopped answering; its other chunks are parsed in process."""
+        self.process.kill()
+        self.process.wait()
+
     def close(self) -> None:
         try:
             if self.process.stdin is not None:
@@ -222,8 +230,18 @@ class _ChunkParser:
         answer = None
         if worker is not None:
             with self._ready:
-                self._ready.wait_for(lambda: chunk in self._answers or not worker.alive)
+                answered = self._ready.wait_for(
+                    lambda: chunk in self._answers or not worker.alive,
+                    timeout=WORKER_CHUNK_SECONDS,
+                )
                 answer = self._answers.pop(chunk, None)
+            if not answered:
+                log.warning(
+                    "feed walk: a parse worker gave no answer in %.0f s; stopping it and "
+                    "parsing its pages here",
+                    WORKER_CHUNK_SECONDS,
+                )
+                worker.stop()
         if answer is None:
             return prepare_batch(refs, str(self.spool.folder))
         batch = None
