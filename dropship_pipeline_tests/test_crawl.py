@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -561,3 +562,56 @@ def test_a_parse_worker_that_dies_leaves_its_work_to_the_crawl_itself(start, tmp
     assert counts.events_new == 700
     assert stored_order_ids(db) == simulator_order_ids(server)
     assert not list((tmp_path / "feed.spool").glob("*"))
+
+
+MEASURED_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from dropship_pipeline.dropship.auth import StaticToken
+    from dropship_pipeline.dropship.client import DropshipClient
+    from dropship_pipeline.dropship.crawl import crawl_feed
+
+    base_url, db, spool, token = sys.argv[1:5]
+    with DropshipClient(api_url=base_url, supplier_id=14107, tokens=StaticToken(token)) as client:
+        counts = crawl_feed(client, Path(db), spool_dir=Path(spool), parse_workers=0)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+    print(json.dumps({"events": counts.events_new, "peak_mb": peak}))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+def test_a_backfill_four_times_longer_needs_no_more_memory(start, tmp_path):
+    """The crawl's own process, not the simulator's: memory must not follow the archive."""
+
+    def backfill_peak(orders: int) -> float:
+        server = start(initial_orders=orders)
+        folder = tmp_path / str(orders)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                MEASURED_CHILD,
+                server.base_url,
+                str(folder / "f.duckdb"),
+                str(folder / "spool"),
+                TOKEN,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
+        measured = json.loads(result.stdout.strip().splitlines()[-1])
+        assert measured["events"] == orders
+        return measured["peak_mb"]
+
+    short = backfill_peak(15_000)  # 300 pages
+    long = backfill_peak(60_000)  # 1,200 pages: 150 MB of page bodies if they were all kept
+
+    assert long - short < 50, f"peak {short:.0f} MB for 300 pages, {long:.0f} MB for 1,200"
+    assert long < 400
