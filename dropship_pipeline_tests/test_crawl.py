@@ -30,14 +30,19 @@ FAST_RETRY = RetryPolicy(max_attempts=8, base_delay=0.01, max_delay=0.05, max_to
 
 
 class RecordingClient:
-    """The real client, recording every URL it fetches; ``after_fetch`` runs after each."""
+    """The real client, recording every URL it fetches. ``after_fetch`` runs after each fetch
+    and may return a body to use instead; ``rewrite`` turns every body into another."""
 
     def __init__(
-        self, client: DropshipClient, after_fetch: Callable[[str], bytes | None] | None = None
+        self,
+        client: DropshipClient,
+        after_fetch: Callable[[str], bytes | None] | None = None,
+        rewrite: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.client = client
         self.fetched: list[str] = []
         self.after_fetch = after_fetch
+        self.rewrite = rewrite
 
     @property
     def current_page_url(self) -> str:
@@ -46,6 +51,8 @@ class RecordingClient:
     def fetch_page(self, url: str) -> FetchedPage:
         page = self.client.fetch_page(url)
         self.fetched.append(url)
+        if self.rewrite is not None:
+            page = FetchedPage(url, self.rewrite(page.body), page.status_code, page.content_type)
         if self.after_fetch is not None:
             replaced = self.after_fetch(url)
             if replaced is not None:
@@ -124,24 +131,6 @@ def test_a_feed_of_0_1_50_or_51_events_is_stored_exactly_once(start, tmp_path, o
     assert again.pages_read == 1  # the current page only: archives are never fetched again
 
 
-class Rewritten:
-    """The real client, with every page body passed through ``rewrite``."""
-
-    def __init__(self, client: DropshipClient, rewrite: Callable[[bytes], bytes]) -> None:
-        self.client = client
-        self.rewrite = rewrite
-        self.fetched: list[str] = []
-
-    @property
-    def current_page_url(self) -> str:
-        return self.client.current_page_url
-
-    def fetch_page(self, url: str) -> FetchedPage:
-        page = self.client.fetch_page(url)
-        self.fetched.append(url)
-        return FetchedPage(url, self.rewrite(page.body), page.status_code, page.content_type)
-
-
 def links_last(body: bytes) -> bytes:
     """The same page with its feed-level links moved after its entries (Atom allows it)."""
     root = etree.fromstring(body)
@@ -156,7 +145,9 @@ def test_archive_pages_with_their_links_after_the_entries_lose_nothing(start, tm
     db = tmp_path / "feed.duckdb"
 
     with client_for(server) as client:
-        counts = crawl_feed(Rewritten(client, links_last), db, spool_dir=tmp_path / "spool")
+        counts = crawl_feed(
+            RecordingClient(client, rewrite=links_last), db, spool_dir=tmp_path / "spool"
+        )
 
     assert counts.orders_new == 260
     assert stored_order_ids(db) == simulator_order_ids(server)
@@ -186,8 +177,8 @@ def test_a_page_whose_self_link_names_it_differently_is_not_fetched_again(start,
     db = tmp_path / "feed.duckdb"
 
     with client_for(server) as client:
-        crawl_feed(Rewritten(client, rewrite), db, spool_dir=tmp_path / "spool")
-        again = Rewritten(client, rewrite)
+        crawl_feed(RecordingClient(client, rewrite=rewrite), db, spool_dir=tmp_path / "spool")
+        again = RecordingClient(client, rewrite=rewrite)
         counts = crawl_feed(again, db, spool_dir=tmp_path / "spool")
 
     assert counts.pages_read == 1
