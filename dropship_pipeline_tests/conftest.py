@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from dropship_pipeline.simulator import SimulatorConfig, SimulatorServer
 from dropship_pipeline_tests.openssh import OpenSshServer, start_sshd
 
 
@@ -14,13 +15,6 @@ def openssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenSsh
     """A real sshd on a loopback port for the whole session (skipped where sshd is missing)."""
     with start_sshd(tmp_path_factory.mktemp("sshd")) as server:
         yield server
-
-
-# ---- the simulated Dropship service --------------------------------------------------------
-
-from collections.abc import Callable  # noqa: E402
-
-from dropship_pipeline.simulator import SimulatorConfig, SimulatorServer  # noqa: E402
 
 
 @pytest.fixture
