@@ -5,6 +5,7 @@ real OpenSSH server; then what only SFTP has: host keys, logins, dropped connect
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +49,15 @@ class Backend:
     def open(self, *, timeout: float = 10.0) -> Drop:
         return open_drop(self.settings, timeout=timeout)
 
+    def make_dir(self, path: str) -> Path:
+        """A folder in the drop, made from outside as the warehouse would, owned by the user
+        the drop logs in as (the OpenSSH server's may be another one than this process's)."""
+        folder = self.root / path
+        folder.mkdir()
+        if self.openssh is not None:
+            os.chown(folder, self.openssh.user.uid, self.openssh.user.gid)
+        return folder
+
 
 def _settings(drop_url: str, **sftp: object) -> Settings:
     return Settings(supplier_id=1, drop_url=drop_url, **sftp)  # type: ignore[arg-type]
@@ -66,8 +76,8 @@ def _embedded_backend(server: EmbeddedSftpServer) -> Backend:
     return Backend("embedded", server.root, settings, embedded=server)
 
 
-def _openssh_backend(server: OpenSshServer, root: Path) -> Backend:
-    root.mkdir()
+def _openssh_backend(server: OpenSshServer) -> Backend:
+    root = server.new_folder()
     settings = _settings(
         server.url(root), sftp_key_file=server.client_key, sftp_known_hosts=server.known_hosts
     )
@@ -82,14 +92,14 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         return Backend("local", root, _settings(str(root)))
     if request.param == "embedded":
         return _embedded_backend(request.getfixturevalue("embedded"))
-    return _openssh_backend(request.getfixturevalue("openssh_server"), tmp_path / "drop")
+    return _openssh_backend(request.getfixturevalue("openssh_server"))
 
 
 @pytest.fixture(params=["embedded", pytest.param("openssh", marks=pytest.mark.openssh)])
 def sftp_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "embedded":
         return _embedded_backend(request.getfixturevalue("embedded"))
-    return _openssh_backend(request.getfixturevalue("openssh_server"), tmp_path / "drop")
+    return _openssh_backend(request.getfixturevalue("openssh_server"))
 
 
 @pytest.fixture
@@ -115,7 +125,7 @@ def _files(root: Path) -> list[str]:
 
 
 def test_list_shows_regular_files_with_size_and_time(backend: Backend) -> None:
-    (backend.root / "orders").mkdir()
+    backend.make_dir("orders")
     (backend.root / "orders" / "b.csv").write_bytes(b"12345")
     (backend.root / "orders" / "a.csv").write_bytes(b"")
     os.utime(backend.root / "orders" / "b.csv", (1_700_000_000, 1_700_000_000))
@@ -183,7 +193,7 @@ def test_write_atomic_removes_leftovers_of_a_crashed_upload_first(backend: Backe
 
 
 def test_move_files_away_and_never_overwrites(backend: Backend) -> None:
-    (backend.root / "in").mkdir()
+    backend.make_dir("in")
     (backend.root / "in" / "a.csv").write_bytes(b"a")
     (backend.root / "in" / "b.csv").write_bytes(b"b")
 
@@ -200,7 +210,7 @@ def test_move_files_away_and_never_overwrites(backend: Backend) -> None:
 
 
 def test_make_folder_makes_parents_and_accepts_existing_ones(backend: Backend) -> None:
-    (backend.root / "confirmations").mkdir()
+    backend.make_dir("confirmations")
     (backend.root / "blocked").write_bytes(b"a file, not a folder")
 
     with backend.open() as drop:
@@ -217,6 +227,8 @@ def test_hostile_names_from_the_drop_are_skipped(backend: Backend) -> None:
         (backend.root / name).write_bytes(b"x")
     (backend.root / os.fsdecode(b"caf\xe9-latin1.csv")).write_bytes(b"x")
     (backend.root / "esc\x1b[31m.csv").write_bytes(b"x")
+    (backend.root / "invoice\u202evsc.exe").write_bytes(b"x")
+    (backend.root / "line\u2028sep.csv").write_bytes(b"x")
 
     with backend.open() as drop:
         names = [entry.name for entry in drop.list()]
@@ -247,6 +259,13 @@ def test_names_are_checked_as_documented() -> None:
     assert is_safe_name("a..b.csv")
     for bad in ("", ".", "..", "a/b", "a\\b", "nul\x00", "del\x7f", "c1\x85", "x" * 256):
         assert not is_safe_name(bad)
+    # Format characters and separators: a right-to-left override shows "invoice\u202evsc.exe"
+    # as "invoiceexe.csv"; the others hide in a name or break a log line.
+    for bad in ("invoice\u202evsc.exe", "rlm\u200f.csv", "zw\u200bsp.csv", "bom\ufeff.csv"):
+        assert not is_safe_name(bad)
+    for bad in ("line\u2028sep.csv", "para\u2029sep.csv"):
+        assert not is_safe_name(bad)
+    assert is_safe_name("no\u00a0break space.csv")  # a visible space, category Zs
 
 
 def test_a_link_inside_a_local_drop_cannot_lead_outside(tmp_path: Path) -> None:
@@ -380,7 +399,7 @@ def test_key_login_on_the_embedded_server(tmp_path: Path) -> None:
 
 @pytest.mark.openssh
 def test_key_login_on_openssh(openssh_server: OpenSshServer, tmp_path: Path) -> None:
-    backend = _openssh_backend(openssh_server, tmp_path / "drop")
+    backend = _openssh_backend(openssh_server)
     with backend.open() as drop:
         assert isinstance(drop, SftpDrop)
         drop.write_atomic("k.csv", b"by key")
@@ -438,7 +457,9 @@ def test_a_connection_cut_by_the_server_mid_upload_leaves_no_final_file(
 
     _upload_cut_off(backend, lambda drop: None)
 
-    assert [p.name for p in (backend.root / "orders").iterdir()] != ["big.csv"]
+    # The cut connection cannot remove its temporary file: that one name, and nothing else.
+    (left,) = [p.name for p in (backend.root / "orders").iterdir()]
+    assert re.fullmatch(r"\.big\.csv\.[0-9a-f]{12}\.part", left), left
     embedded.faults = SftpFaults()
     _assert_retry_delivers_once(backend)
 
@@ -468,7 +489,7 @@ def test_a_server_that_stops_answering_hits_the_deadline(embedded: EmbeddedSftpS
 def test_a_frozen_openssh_server_hits_the_deadline(
     openssh_server: OpenSshServer, tmp_path: Path
 ) -> None:
-    backend = _openssh_backend(openssh_server, tmp_path / "drop")
+    backend = _openssh_backend(openssh_server)
     with backend.open(timeout=1.0) as drop:
         drop.write_atomic("before.csv", b"fine")
         with sessions_paused(openssh_server) as pids:

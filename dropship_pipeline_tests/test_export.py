@@ -4,13 +4,14 @@ openpyxl, acknowledgements PUT to the simulator. The crash tests kill a child pr
 and run again.
 
 The OpenSSH cases (marker ``openssh``) use the session's sshd from ``conftest.py``: key login,
-its known-hosts file, and a drop folder under the test's own ``tmp_path``. Where sshd is missing
-they are skipped with the reason, or fail under ``CI=true``.
+its known-hosts file, and a fresh drop folder of the login user's for each test. Where sshd is
+missing they are skipped with the reason, or fail under ``CI=true``.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import signal
@@ -29,10 +30,11 @@ from dropship_pipeline.dropship.client import DropshipClient, RetryPolicy
 from dropship_pipeline.dropship.crawl import crawl_feed
 from dropship_pipeline.dropship.models import OrderStatus, OrderStatusUpdate
 from dropship_pipeline.erp import export as export_module
+from dropship_pipeline.erp.drop import LocalDrop
 from dropship_pipeline.erp.export import export_with_settings
 from dropship_pipeline.erp.layout import ORDER_FILE_COLUMNS
 from dropship_pipeline.errors import DropError, SettingsError
-from dropship_pipeline.fulfilment.outbox import send_outbox
+from dropship_pipeline.fulfilment.outbox import FEED_CONFIRMED, send_outbox
 from dropship_pipeline.settings import Settings
 from dropship_pipeline.simulator import SimulatorServer
 from dropship_pipeline.simulator.sftp import EmbeddedSftpServer, SftpFaults
@@ -114,8 +116,8 @@ def make_setup(
             env["DROPSHIP_SFTP_KNOWN_HOSTS"] = str(sftp.known_hosts_path)
         elif drop == "openssh":
             openssh = request.getfixturevalue("openssh_server")
-            drop_root = tmp_path / "drop"
-            drop_root.mkdir()  # the URL's base folder; the export makes the orders folder in it
+            # The URL's base folder, the login user's; the export makes the orders folder in it.
+            drop_root = openssh.new_folder()
             env["DROPSHIP_DROP_URL"] = openssh.url(drop_root)
             env["DROPSHIP_SFTP_KEY_FILE"] = str(openssh.client_key)
             env["DROPSHIP_SFTP_KNOWN_HOSTS"] = str(openssh.known_hosts)
@@ -426,17 +428,130 @@ def test_an_export_killed_at_any_step_delivers_once_when_run_again(make_setup, d
 
 
 @pytest.mark.slow
-def test_a_kill_between_a_put_and_its_record_resends_only_that_update(make_setup):
+def test_a_kill_between_a_put_and_its_record_sends_no_acknowledgement_twice(make_setup):
     setup = make_setup(formats="csv")
 
     run_killed(setup, "between_put_and_record")
     (first,) = accepted_acks(setup.server)
+    setup.crawl()  # every run ingests the feed before it sends
     run_cycle(setup.env)
 
     acks = accepted_acks(setup.server)
-    assert acks[first] == 2  # the PUT whose outcome was not recorded goes out once more
-    assert all(count == 1 for order_id, count in acks.items() if order_id != first)
+    assert set(acks.values()) == {1}  # the interrupted one too: the feed showed it arrived
     assert len(acks) == ORDERS
+    ((state, http_status, response),) = db_rows(
+        setup.db,
+        "SELECT state, http_status, response FROM status_updates WHERE order_id = ?",
+        [first],
+    )
+    assert (state, http_status, response) == ("sent", None, FEED_CONFIRMED)
+    assert_delivered_exactly_once(setup, ("csv",))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("drop", ["local", pytest.param("openssh", marks=pytest.mark.openssh)])
+def test_a_batch_killed_after_staging_and_again_after_its_upload_is_delivered_once(
+    make_setup, drop
+):
+    setup = make_setup(drop)
+
+    run_killed(setup, "after_staging")
+    staged = dict(db_rows(setup.db, "SELECT file_name, content FROM erp_export_content"))
+    assert sorted(Path(name).suffix for name in staged) == [".csv", ".xlsx"]
+    run_killed(setup, "after_upload")  # the files are in the drop, the batch is not marked
+    delivered = {path.name: path.read_bytes() for path in setup.orders_dir.iterdir()}
+    assert delivered == staged  # the very bytes staged, not a new rendering
+    run_cycle(setup.env)
+
+    assert_delivered_exactly_once(setup)
+    assert {path.name: path.read_bytes() for path in setup.orders_dir.iterdir()} == staged
+    assert db_rows(setup.db, "SELECT count(*) FROM erp_export_content") == [(0,)]
+    run_cycle(setup.env)
+    assert_delivered_exactly_once(setup)
+
+
+def test_a_staged_batch_is_delivered_as_staged_even_if_the_layout_changed_since(
+    make_setup, tmp_path, monkeypatch
+):
+    setup = make_setup(formats="csv,xlsx")
+
+    def interrupted(*args, **kwargs):
+        raise RuntimeError("interrupted before the upload")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export_module, "_deliver", interrupted)
+        with pytest.raises(RuntimeError):
+            run_cycle(setup.env)
+    staged = dict(db_rows(setup.db, "SELECT file_name, content FROM erp_export_content"))
+    layout = tmp_path / "layout.csv"
+    layout.write_text("column,header\norder_id,OrderNumber\n")
+    setup.env["DROPSHIP_ORDER_LAYOUT"] = str(layout)
+
+    run_cycle(setup.env)
+
+    assert {path.name: path.read_bytes() for path in setup.orders_dir.iterdir()} == staged
+    (csv_path,) = setup.orders_dir.glob("*.csv")
+    assert list(read_csv(csv_path)[0]) == list(ORDER_FILE_COLUMNS)
+    assert_delivered_exactly_once(setup)
+
+
+def test_a_batch_staged_before_its_bytes_were_recorded_is_rendered_again_and_delivered(
+    make_setup, monkeypatch
+):
+    setup = make_setup(formats="csv,xlsx")
+
+    def interrupted(*args, **kwargs):
+        raise RuntimeError("interrupted before the upload")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export_module, "_deliver", interrupted)
+        with pytest.raises(RuntimeError):
+            run_cycle(setup.env)
+    with duckdb.connect(str(setup.db)) as con:  # as a batch staged by the release before
+        con.execute("DELETE FROM erp_export_content")
+
+    run_cycle(setup.env)
+
+    assert_delivered_exactly_once(setup)
+    # Rendered at the batch's staged time, the XLSX file comes out as the bytes staged.
+    recorded = dict(db_rows(setup.db, "SELECT file_name, sha256 FROM erp_exports"))
+    delivered = {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in setup.orders_dir.iterdir()
+    }
+    assert delivered == recorded
+
+
+class LockProbeDrop(LocalDrop):
+    """A local drop that, at each upload, has another process try to open the database."""
+
+    def __init__(self, base: Path, db: Path) -> None:
+        super().__init__(base)
+        self.db = db
+        self.probes: list[str] = []
+
+    def _upload(self, path: str, data: bytes) -> None:
+        probe = subprocess.run(
+            [sys.executable, "-c", PROBE_SCRIPT, str(self.db)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.probes.append("open" if probe.returncode == 0 else probe.stderr)
+        super()._upload(path, data)
+
+
+PROBE_SCRIPT = "import duckdb, sys; duckdb.connect(sys.argv[1], read_only=True).close()"
+
+
+def test_the_database_is_not_held_open_while_the_files_travel(make_setup):
+    setup = make_setup(formats="csv,xlsx")
+    drop = LockProbeDrop(setup.drop_root, setup.db)
+
+    export_with_settings(setup.settings, drop=drop)
+
+    assert drop.probes == ["open", "open"]
+    assert len(list(setup.orders_dir.iterdir())) == 2
 
 
 # ---- through Dagster -----------------------------------------------------------------------
@@ -484,10 +599,13 @@ def test_the_job_exports_and_acknowledges_with_counts_and_a_preview_without_pers
     }
     preview = file_metadata["preview"].value
     assert preview.splitlines()[0] == "| order_id | line_number | sku | quantity |"
-    first = read_csv(csv_path)[0]
-    assert first["order_id"] in preview
+    rows = read_csv(csv_path)
+    assert rows[0]["order_id"] in preview
+    personal = ("phone", "street_address_1", "postal_code", "family_name")
+    # A row that has every one of them, so that the check below checks something.
+    full = [row for row in rows if all(row[name] for name in personal)]
+    assert full, "the simulator's orders should include one with a name, address and phone"
     everything = str(file_metadata) + str(ack_metadata)
-    for personal in ("phone", "street_address_1", "postal_code", "family_name"):
-        if first[personal]:
-            assert first[personal] not in everything
+    for name in personal:
+        assert full[0][name] not in everything, name
     assert TOKEN not in everything

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import subprocess
 import sys
@@ -21,7 +23,13 @@ from dropship_pipeline.dropship.models import (
     OrderStatusUpdate,
 )
 from dropship_pipeline.errors import DropshipApiError
-from dropship_pipeline.fulfilment.outbox import BACKOFF_BASE, send_outbox, update_from_payload
+from dropship_pipeline.fulfilment.outbox import (
+    BACKOFF_BASE,
+    FEED_CONFIRMED,
+    MAX_RETRIES,
+    send_outbox,
+    update_from_payload,
+)
 from dropship_pipeline.simulator import SimulatorServer
 from dropship_pipeline.store import outbox
 from dropship_pipeline.store.db import connect, transaction
@@ -192,6 +200,106 @@ def test_a_503_or_429_keeps_the_update_pending_until_its_next_attempt(server, db
     assert len(accepted) == 1
     done = row(db, ack_update_id(order_id))
     assert (done["state"], done["http_status"], done["attempts"]) == ("sent", 202, 2)
+    assert done["last_error"] is None  # the earlier failure's message is gone with it
+    assert json.loads(str(done["response"])) == {
+        "Id": order_id,
+        "Status": "Ordered",
+        "TrackingInfo": None,
+        "ShippingProvider": None,
+        "Info": None,
+        "Message": None,
+    }
+
+
+def test_a_transient_failure_keeps_its_status_and_message_until_the_next_attempt(server, db):
+    order_id = server.state.order_ids()[0]
+    enqueue(db, ack(order_id))
+    server.state.set_faults({"server_error_every": 1})
+
+    send(db, server, Clock())
+
+    pending = row(db, ack_update_id(order_id))
+    assert pending["http_status"] == 503
+    assert "503" in str(pending["last_error"])
+    assert pending["response"] is None
+    assert pending["attempted_at"] is None  # the outcome is recorded: nothing in flight
+
+
+def test_an_update_given_up_after_repeated_transient_failures_can_be_requeued(server, db):
+    order_id = server.state.order_ids()[0]
+    enqueue(db, ack(order_id))
+    server.state.set_faults({"server_error_every": 1})
+    clock = Clock()
+
+    for _ in range(MAX_RETRIES - 1):
+        assert send(db, server, clock).retrying == 1
+        clock.now = row(db, ack_update_id(order_id))["next_attempt_at"]  # type: ignore[assignment]
+    assert row(db, ack_update_id(order_id))["state"] == "pending"
+    last = send(db, server, clock)
+
+    given_up = row(db, ack_update_id(order_id))
+    assert (last.failed, last.retrying) == (1, 0)
+    assert (given_up["state"], given_up["attempts"]) == ("failed", MAX_RETRIES)
+    assert given_up["http_status"] == 503
+    assert f"after {MAX_RETRIES} transient failures" in str(given_up["last_error"])
+    assert "dropship-pipeline requeue-failed" in str(given_up["last_error"])
+    assert send(db, server, clock).failed == 0  # given up: not tried again by itself
+
+    with connect(db) as con:
+        assert outbox.requeue_failed(con) == 1
+    send(db, server, clock)  # a fresh budget: the first failure waits the shortest backoff
+    retrying = row(db, ack_update_id(order_id))
+    assert retrying["state"] == "pending"
+    assert retrying["next_attempt_at"] == clock.now + BACKOFF_BASE
+
+
+def mark_in_flight(db: Path, update_id: str) -> None:
+    """What a run commits right before its PUT: the state a crash after the PUT leaves."""
+    with connect(db) as con:
+        (update,) = [u for u in outbox.due_updates(con, now=T0) if u.update_id == update_id]
+        with transaction(con):
+            outbox.record_attempt(con, update, attempted_at=T0)
+
+
+def test_an_acknowledgement_whose_put_went_out_before_a_crash_is_not_sent_again(
+    server, db, tmp_path
+):
+    order_id = server.state.order_ids()[0]
+    enqueue(db, ack(order_id))
+    mark_in_flight(db, ack_update_id(order_id))
+    with client_for(server) as client:  # the PUT that went out; then the run died
+        client.order_status_update(OrderStatusUpdate(order_id, OrderStatus.Ordered))
+        crawl_feed(client, db, spool_dir=tmp_path / "spool")  # the next run's ingest
+    puts = len(server.state.updates())
+
+    counts = send(db, server, Clock())
+
+    assert (counts.sent, counts.confirmed, counts.acknowledged) == (0, 1, 1)
+    assert len(server.state.updates()) == puts
+    done = row(db, ack_update_id(order_id))
+    assert (done["state"], done["http_status"], done["attempts"]) == ("sent", None, 1)
+    assert done["response"] == FEED_CONFIRMED
+    assert done["attempted_at"] is None
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute(
+            "SELECT acknowledged_at FROM orders WHERE order_id = ?", [order_id]
+        ).fetchone() == (T0,)
+
+
+def test_an_update_in_flight_that_the_feed_does_not_show_is_sent_again_with_a_warning(
+    server, db, caplog
+):
+    order_id = server.state.order_ids()[0]
+    enqueue(db, ack(order_id))
+    mark_in_flight(db, ack_update_id(order_id))  # and the run died before its PUT left
+
+    with caplog.at_level(logging.WARNING, logger="dropship_pipeline.fulfilment.outbox"):
+        counts = send(db, server, Clock())
+
+    assert (counts.sent, counts.confirmed) == (1, 0)
+    assert [r.http_status for r in server.state.updates(order_id)] == [202]
+    assert row(db, ack_update_id(order_id))["attempts"] == 2
+    assert any("sending it again" in record.getMessage() for record in caplog.records)
 
 
 def test_a_later_update_of_an_order_waits_for_the_earlier_one(server, db):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import time
+import zipfile
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +21,7 @@ from dropship_pipeline.erp.writers import ORDER_FILE_COLUMNS, render_csv, render
 from dropship_pipeline.errors import SettingsError
 
 INJECTIONS = ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\t=x", "\r=x"]
+EXCEL_ERROR_CODES = ["#N/A", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#NULL!"]
 UNICODE = "Amélie Groß 中文 📦"
 ALL_COLUMNS = "A1:AL"
 
@@ -194,6 +197,41 @@ def test_xlsx_neutralises_formula_values_and_writes_no_formula_cell(
         assert as_excel_shows(cell(sheet, column).value) == "'" + value
         assert cell(sheet, column).data_type == "s"
     assert all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
+
+
+@pytest.mark.parametrize("code", EXCEL_ERROR_CODES)
+def test_xlsx_keeps_text_that_spells_an_excel_error_code_as_text(
+    engine: str, code: str, tmp_path: Path
+) -> None:
+    line = order_line(sku=code, description=code, customer_notes=f"{code} and more")
+    path = tmp_path / "orders.xlsx"
+    path.write_bytes(render_xlsx(frame(line), engine=engine))
+
+    sheet = openpyxl.load_workbook(path)["Orders"]
+
+    for column in ("sku", "description", "customer_notes"):
+        assert cell(sheet, column).data_type == "s"
+    assert cell(sheet, "sku").value == cell(sheet, "description").value == code
+    assert all(c.data_type != "e" for row in sheet.iter_rows() for c in row)
+
+
+def test_xlsx_written_at_the_same_time_is_the_same_bytes() -> None:
+    rows = frame(order_line(), order_line(sku="00123", quantity=5))
+    moment = datetime(2026, 12, 3, 10, 15, 7, tzinfo=UTC)
+    engines = ("openpyxl", "xlsxwriter")
+
+    first = {engine: render_xlsx(rows, engine=engine, written_at=moment) for engine in engines}
+    time.sleep(2.1)  # past the two-second grain of zip entry times, and a second of docProps
+    again = {engine: render_xlsx(rows, engine=engine, written_at=moment) for engine in engines}
+
+    assert first == again
+    for data in first.values():
+        workbook = openpyxl.load_workbook(io.BytesIO(data))
+        assert workbook.properties.created == datetime(2026, 12, 3, 10, 15, 7)
+        assert workbook.properties.modified == datetime(2026, 12, 3, 10, 15, 7)
+    with zipfile.ZipFile(io.BytesIO(first["openpyxl"])) as archive:
+        # Zip times count in steps of two seconds.
+        assert {info.date_time for info in archive.infolist()} == {(2026, 12, 3, 10, 15, 6)}
 
 
 def test_xlsx_stores_ids_skus_phones_and_postal_codes_as_text_with_leading_zeros(

@@ -73,8 +73,9 @@ def order_acknowledgements(context: dg.AssetExecutionContext, pipeline: Pipeline
     with pipeline.client(settings) as client:
         counts = send_outbox(settings.db_path, client)
     context.log.info(
-        "outbox: %d sent (%d acknowledgement(s)), %d to retry, %d failed",
+        "outbox: %d sent, %d found in the feed (%d acknowledgement(s)), %d to retry, %d failed",
         counts.sent,
+        counts.confirmed,
         counts.acknowledged,
         counts.retrying,
         counts.failed,
@@ -82,6 +83,7 @@ def order_acknowledgements(context: dg.AssetExecutionContext, pipeline: Pipeline
     return dg.MaterializeResult(
         metadata={
             "sent": counts.sent,
+            "found_in_feed": counts.confirmed,
             "acknowledged": counts.acknowledged,
             "retry_later": counts.retrying,
             "failed_now": counts.failed,
@@ -134,7 +136,10 @@ def exported_orders_acknowledged(pipeline: PipelineResource) -> dg.AssetCheckRes
 @dg.asset_check(
     asset=order_acknowledgements,
     pool=DB_POOL,
-    description="No status update in the outbox failed for good (requeue-failed resends them).",
+    description=(
+        "No status update in the outbox failed for good or was given up after repeated "
+        "transient failures (requeue-failed resends them)."
+    ),
 )
 def no_failed_updates(pipeline: PipelineResource) -> dg.AssetCheckResult:
     failed = pipeline.count("SELECT count(*) FROM status_updates WHERE state = 'failed'")

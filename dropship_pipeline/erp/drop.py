@@ -63,6 +63,10 @@ CHUNK_SIZE = 32 * 1024
 MAX_NAME_BYTES = 255
 """Longest file name, in UTF-8 bytes, that common file systems allow."""
 
+# Unicode categories refused in names: controls (Cc), format characters (Cf) and the line
+# (Zl) and paragraph (Zp) separators, all of which hide or reorder what a log line shows.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
 _TEMP_NAME = re.compile(r"^\.(?P<final>.+)\.(?P<token>[0-9a-f]{12})\.part$", re.DOTALL)
 
 
@@ -92,13 +96,15 @@ def is_safe_name(name: str) -> bool:
     """Whether ``name`` may be used as one path component in the drop.
 
     Refused: empty names, ``.`` and ``..``, ``/`` and ``\\``, control characters (NUL, CR, LF,
-    tab, DEL, C1), names that are not valid UTF-8 and names longer than 255 bytes. A leading
-    ``-`` is allowed: names are only ever passed to SFTP requests and ``os`` calls, never to a
-    command line, and a warehouse may well name a file that way.
+    tab, DEL, C1), invisible format characters (bidi overrides such as U+202E, which make a
+    name display in another order than it has, and zero-width characters), line and paragraph
+    separators (U+2028, U+2029), names that are not valid UTF-8 and names longer than 255 bytes.
+    A leading ``-`` is allowed: names are only ever passed to SFTP requests and ``os`` calls,
+    never to a command line, and a warehouse may well name a file that way.
     """
     if name in ("", ".", "..") or "/" in name or "\\" in name:
         return False
-    if any(unicodedata.category(char) == "Cc" for char in name):
+    if any(unicodedata.category(char) in _REFUSED_CATEGORIES for char in name):
         return False
     try:
         encoded = name.encode("utf-8")

@@ -1,18 +1,21 @@
 """The export step: new orders to the ERP drop as one batch of files, each order exactly once.
 
-One call of :func:`export_orders` handles at most one batch, in four steps, each safe to crash in:
+One call of :func:`export_orders` handles at most one batch, in three steps, each safe to crash
+in:
 
 1. **Stage.** In one transaction: claim every order not yet exported (created at or after the
-   cut-off), render the batch's files, and record the batch with its file names and the sha256
-   of each file's bytes. A batch left staged by a crash is taken up again instead of a new one.
-2. **Render** (again, after a crash) from DuckDB in a fixed row order, so the bytes match those
-   staged; if they do not (the column layout changed meanwhile), a file already in the drop is
-   checked against the staged sha256 instead.
-3. **Upload** each file with :meth:`Drop.write_atomic` under its fixed name: a retried upload of
-   the same bytes is a no-op, so a batch never makes a second file.
-4. **Mark** in one transaction: the batch delivered, its orders exported, and one Ordered
+   cut-off), render the batch's files, and record the batch with its file names and each file's
+   bytes and sha256. A batch left staged by a crash is taken up again instead of a new one.
+2. **Upload** each file's recorded bytes with :meth:`Drop.write_atomic` under its fixed name. The
+   bytes are never rendered again for a staged batch (an XLSX file carries the time it was
+   written, and the column layout may have changed since), so a retried upload finds the same
+   bytes already in the drop, counts the file as delivered and never makes a second one.
+3. **Mark** in one transaction: the batch delivered, its orders exported, and one Ordered
    acknowledgement per order still at PendingSupplier written to the outbox. Sending them is the
    outbox sender's job (:mod:`dropship_pipeline.fulfilment.outbox`).
+
+The database is closed while the files travel: a slow or stalled SFTP server holds no DuckDB
+connection open.
 """
 
 from __future__ import annotations
@@ -69,12 +72,21 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def render(rows: pd.DataFrame, file_format: str, layout: ColumnLayout | None) -> bytes:
-    """The bytes of one order file in ``file_format`` (``csv`` or ``xlsx``)."""
+def render(
+    rows: pd.DataFrame,
+    file_format: str,
+    layout: ColumnLayout | None,
+    *,
+    written_at: datetime | None = None,
+) -> bytes:
+    """The bytes of one order file in ``file_format`` (``csv`` or ``xlsx``).
+
+    ``written_at`` is the time an XLSX file says it was created and saved (default: now).
+    """
     if file_format == "csv":
         return render_csv(rows, layout)
     if file_format == "xlsx":
-        return render_xlsx(rows, layout)
+        return render_xlsx(rows, layout, written_at=written_at)
     raise ValueError(f"Unknown export format {file_format!r}: use csv or xlsx.")
 
 
@@ -91,31 +103,33 @@ def export_orders(
 ) -> ExportResult:
     """Deliver at most one batch of new orders to ``orders_dir`` in ``drop``.
 
-    A batch staged by an earlier, interrupted call is finished first, under its own file names
-    and with its own orders; no new batch is staged in that call. Raises DropError (from the
-    drop) when an upload fails: the batch stays staged and the next call finishes it.
+    A batch staged by an earlier, interrupted call is finished first, under its own file names,
+    with its own orders and its recorded bytes; no new batch is staged in that call. Raises
+    DropError (from the drop) when an upload fails: the batch stays staged and the next call
+    finishes it.
     """
     with connect(db_path) as con:
         batch = exports.unfinished_batch(con)
         resumed = batch is not None
         if batch is None:
-            staged = _stage_batch(
+            batch = _stage_batch(
                 con, formats=formats, since=since, layout=layout, max_orders=max_orders, clock=clock
             )
-            if staged is None:
+            if batch is None:
                 log.info("Export: no new orders to export")
                 return ExportResult()
-            batch, rows, rendered = staged
         else:
             log.info(
                 "Export %s was staged at %s and not delivered: finishing it",
                 batch.export_id,
                 batch.staged_at.isoformat(),
             )
-            rows = exports.export_rows(con, batch.export_id)
-            rendered = {file.file_name: render(rows, file.format, layout) for file in batch.files}
+        rows = exports.export_rows(con, batch.export_id)
+        contents = exports.staged_content(con, batch.export_id)
 
-        uploads = _deliver(drop, orders_dir, batch, rendered, clock=clock)
+    contents = _bytes_to_upload(batch, contents, rows, layout)
+    uploads = _deliver(drop, orders_dir, batch, contents, clock=clock)
+    with connect(db_path) as con:
         acks = _mark_delivered(con, batch, uploads, clock=clock)
 
     result = ExportResult(
@@ -167,8 +181,8 @@ def _stage_batch(
     layout: ColumnLayout | None,
     max_orders: int | None,
     clock: Clock,
-) -> tuple[StagedBatch, pd.DataFrame, dict[str, bytes]] | None:
-    """Claim the new orders and record the batch; None when there are none."""
+) -> StagedBatch | None:
+    """Claim the new orders, render their files and record both; None when there are none."""
     with transaction(con):
         export_id = exports.next_export_id(con)
         order_count = exports.claim_orders(con, export_id, since=since, limit=max_orders)
@@ -176,14 +190,14 @@ def _stage_batch(
             return None
         staged_at = clock().astimezone(UTC).replace(microsecond=0)
         rows = exports.export_rows(con, export_id)
-        rendered: dict[str, bytes] = {}
+        contents: dict[str, bytes] = {}
         files = []
         for file_format in formats:
             name = exports.file_name(staged_at, export_id, file_format)
-            data = rendered[name] = render(rows, file_format, layout)
+            data = contents[name] = render(rows, file_format, layout, written_at=staged_at)
             files.append(ExportFile(file_format, name, sha256_hex(data), len(rows)))
         batch = StagedBatch(export_id, staged_at, order_count, tuple(files))
-        exports.record_staged(con, batch)
+        exports.record_staged(con, batch, contents)
     log.info(
         "Staged export %s: %d orders, %d lines, as %s",
         export_id,
@@ -191,45 +205,85 @@ def _stage_batch(
         len(rows),
         ", ".join(batch_file.file_name for batch_file in batch.files),
     )
-    return batch, rows, rendered
+    return batch
+
+
+def _bytes_to_upload(
+    batch: StagedBatch,
+    recorded: Mapping[str, bytes],
+    rows: pd.DataFrame,
+    layout: ColumnLayout | None,
+) -> dict[str, bytes]:
+    """The bytes of each file of ``batch``: those recorded when it was staged.
+
+    A batch staged by an earlier version, which did not record them, is rendered again (at its
+    staged time, so most often to the same bytes); :func:`_deliver` says what counts then.
+    """
+    contents: dict[str, bytes] = {}
+    for file in batch.files:
+        data = recorded.get(file.file_name)
+        if data is None:
+            log.warning(
+                "Export %s: %s was staged without its bytes (before schema version 3); "
+                "rendering it again",
+                batch.export_id,
+                file.file_name,
+            )
+            data = render(rows, file.format, layout, written_at=batch.staged_at)
+        elif sha256_hex(data) != file.sha256:
+            raise ValueError(
+                f"Export {batch.export_id}: the bytes recorded for {file.file_name} do not match "
+                "its recorded sha256, so the database is damaged: restore it from a backup."
+            )
+        contents[file.file_name] = data
+    return contents
 
 
 def _deliver(
     drop: Drop,
     orders_dir: str,
     batch: StagedBatch,
-    rendered: Mapping[str, bytes],
+    contents: Mapping[str, bytes],
     *,
     clock: Clock,
 ) -> dict[str, tuple[str, datetime]]:
-    """Upload every file of the batch; return file name -> (sha256 delivered, when)."""
+    """Upload every file of the batch; return file name -> (sha256 delivered, when).
+
+    A file already in the drop under its name with the staged sha256 counts as delivered.
+    """
     drop.make_folder(orders_dir)
     uploads: dict[str, tuple[str, datetime]] = {}
     for file in batch.files:
-        data = rendered[file.file_name]
+        data = contents[file.file_name]
         digest = sha256_hex(data)
         path = f"{orders_dir}/{file.file_name}"
-        if digest != file.sha256 and drop.exists(path):
-            # Rendered to other bytes than when staged (XLSX carries its write time, or the
-            # layout changed): what counts is whether the drop holds the bytes staged.
-            if sha256_hex(drop.read(path)) != file.sha256:
-                raise DropTargetExistsError(
-                    f"Export {batch.export_id}: {drop.location}/{path} holds bytes that were "
-                    "neither staged nor rendered now; move that file away and run again."
-                )
-            uploads[file.file_name] = (file.sha256, clock())
-            continue
         if digest != file.sha256:
+            # Only a batch staged without its bytes gets here: rendered again to other bytes
+            # (the layout changed, or an older XLSX writer stamped the time in).
+            if drop.exists(path):
+                if sha256_hex(drop.read(path)) != file.sha256:
+                    raise _name_taken(batch, drop, path)
+                uploads[file.file_name] = (file.sha256, clock())
+                continue
             log.warning(
-                "Export %s: %s renders to other bytes than when staged (an XLSX file carries "
-                "the time it was written; or the column layout changed); delivering the new "
+                "Export %s: %s renders to other bytes than when staged; delivering the new "
                 "rendering of the same orders",
                 batch.export_id,
                 file.file_name,
             )
-        drop.write_atomic(path, data)
+        try:
+            drop.write_atomic(path, data)
+        except DropTargetExistsError as exc:
+            raise _name_taken(batch, drop, path) from exc
         uploads[file.file_name] = (digest, clock())
     return uploads
+
+
+def _name_taken(batch: StagedBatch, drop: Drop, path: str) -> DropTargetExistsError:
+    return DropTargetExistsError(
+        f"Export {batch.export_id}: {drop.location}/{path} holds other bytes than those staged; "
+        "nothing was overwritten: if that file is not this batch's, move it away and run again."
+    )
 
 
 def _mark_delivered(

@@ -15,8 +15,9 @@ ignored), one row per order line, in the order the rows are to be written. Every
 return is written with a single quote ``'`` in front of it, the convention OWASP recommends for
 CSV injection: spreadsheets then show it as text, and a reader can tell the value was neutralised
 and strip the quote. This holds for both formats. In XLSX every text value is additionally
-written as a string cell, never a formula cell, whatever it starts with. Numeric columns are
-numbers, not text: a negative price stays a number and gets no quote.
+written as a string cell, never a formula cell, whatever it starts with, and never an error
+cell either: a SKU ``#N/A`` stays the text ``#N/A``. Numeric columns are numbers, not text: a
+negative price stays a number and gets no quote.
 
 **CSV**: UTF-8 without byte-order mark, comma separated, ``"`` quoting where needed,
 ``\\r\\n`` line ends, header row first. Nil is the empty string, booleans are ``true`` and
@@ -28,7 +29,9 @@ shortest plain decimal text of their exact value (``39.99``, ``100``, never ``1E
 and data. Text columns are string cells, ``quantity``, ``line_number`` and ``selling_price`` are
 number cells, ``ship_to_store`` is a boolean cell, ``created_at`` is a date cell in UTC shown as
 ``yyyy-mm-ddThh:mm:ssZ`` (Excel has no time zones). Nil is a cell that is not written. Text longer
-than Excel's limit of 32,767 characters is cut to it, with a warning in the log.
+than Excel's limit of 32,767 characters is cut to it, with a warning in the log. The workbook's
+created and modified times, and the times of the entries in its zip archive, are ``written_at``
+(default: now), so the same rows written with the same ``written_at`` give the same bytes.
 
 Two XLSX engines write the same cells: ``xlsxwriter`` (the default: the faster one, see
 ``benchmarks/export.py``) and ``openpyxl`` in write-only mode. Control characters, which XML
@@ -43,9 +46,11 @@ import csv
 import io
 import logging
 import re
+import shutil
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -75,6 +80,8 @@ DEFAULT_XLSX_ENGINE: XlsxEngine = "openpyxl"
 XLSX_SHEET_NAME = "Orders"
 XLSX_TIMESTAMP_FORMAT = 'yyyy-mm-dd"T"hh:mm:ss"Z"'
 EXCEL_MAX_TEXT = 32_767
+COPY_CHUNK = 1 << 20
+"""Bytes per read when a worksheet's temporary file is copied into the archive."""
 
 INTEGER_COLUMNS = frozenset({"line_number", "quantity"})
 DECIMAL_COLUMNS = frozenset({"selling_price"})
@@ -121,27 +128,38 @@ def render_xlsx(
     layout: ColumnLayout | None = None,
     *,
     engine: XlsxEngine = DEFAULT_XLSX_ENGINE,
+    written_at: datetime | None = None,
 ) -> bytes:
     """Render order lines as an order-file XLSX workbook (format in the module docstring).
 
-    Raises ValueError as :func:`render_csv` does, and for an unknown ``engine``.
+    ``written_at`` (tz-aware; naive is taken as UTC) is the time the workbook says it was
+    written. Raises ValueError as :func:`render_csv` does, and for an unknown ``engine``.
     """
     if engine not in ("xlsxwriter", "openpyxl"):
         raise ValueError(f"Unknown XLSX engine {engine!r}: use 'xlsxwriter' or 'openpyxl'.")
     pairs = (layout or ColumnLayout.default()).apply(rows.columns)
+    moment = _whole_utc_seconds(written_at)
 
     headers = [header for _, header in pairs]
     columns = [_xlsx_column(rows[source], source) for source, _ in pairs]
 
     if engine == "xlsxwriter":
-        data = _write_with_xlsxwriter(headers, columns, len(rows))
+        data = _write_with_xlsxwriter(headers, columns, len(rows), moment)
     else:
-        data = _write_with_openpyxl(headers, columns, len(rows))
+        data = _write_with_openpyxl(headers, columns, len(rows), moment)
 
     logger.debug(
         "Rendered %d order lines as XLSX with %s (%d bytes).", len(rows), engine, len(data)
     )
     return data
+
+
+def _whole_utc_seconds(moment: datetime | None) -> datetime:
+    """``moment`` (now when None) as a naive UTC time cut to whole seconds."""
+    moment = datetime.now(UTC) if moment is None else moment
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.replace(microsecond=0)
 
 
 # ---- column preparation ------------------------------------------------------------------
@@ -336,7 +354,7 @@ def _excel_escape(text: str) -> str:
 
 
 def _write_with_xlsxwriter(
-    headers: Sequence[str], columns: Sequence[_XlsxColumn], count: int
+    headers: Sequence[str], columns: Sequence[_XlsxColumn], count: int, written_at: datetime
 ) -> bytes:
     try:
         import xlsxwriter
@@ -357,6 +375,8 @@ def _write_with_xlsxwriter(
         "strings_to_urls": False,
     }
     workbook = xlsxwriter.Workbook(buffer, options)
+    # xlsxwriter dates its zip entries 1980 already; "created" stands for "modified" too.
+    workbook.set_properties({"created": written_at.replace(tzinfo=UTC)})
     try:
         sheet = workbook.add_worksheet(XLSX_SHEET_NAME)
         bold = workbook.add_format({"bold": True})
@@ -401,22 +421,65 @@ def _write_with_xlsxwriter(
     return buffer.getvalue()
 
 
+class _StampedZip(zipfile.ZipFile):
+    """A zip archive whose entries all carry one time, instead of the moment each is added."""
+
+    def __init__(self, file: io.BytesIO, date_time: tuple[int, int, int, int, int, int]) -> None:
+        super().__init__(file, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+        self._date_time = date_time
+
+    def writestr(  # type: ignore[override]
+        self,
+        zinfo_or_arcname: str | zipfile.ZipInfo,
+        data: bytes | str,
+        compress_type: int | None = None,
+        compresslevel: int | None = None,
+    ) -> None:
+        if isinstance(zinfo_or_arcname, str):
+            info = zipfile.ZipInfo(zinfo_or_arcname, self._date_time)
+            info.compress_type = self.compression
+            info.external_attr = 0o600 << 16  # what ZipFile gives a name added this way
+            zinfo_or_arcname = info
+        super().writestr(zinfo_or_arcname, data, compress_type, compresslevel)
+
+    def write(  # type: ignore[override]
+        self,
+        filename: str,
+        arcname: str | None = None,
+        compress_type: int | None = None,
+        compresslevel: int | None = None,
+    ) -> None:
+        # openpyxl adds a write-only sheet from its temporary file, which ZipFile would date
+        # with the file's modification time.
+        info = zipfile.ZipInfo.from_file(filename, arcname)
+        info.date_time = self._date_time
+        info.compress_type = self.compression if compress_type is None else compress_type
+        with open(filename, "rb") as source, self.open(info, "w") as target:
+            shutil.copyfileobj(source, target, COPY_CHUNK)
+
+
 def _write_with_openpyxl(
-    headers: Sequence[str], columns: Sequence[_XlsxColumn], count: int
+    headers: Sequence[str], columns: Sequence[_XlsxColumn], count: int, written_at: datetime
 ) -> bytes:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ERROR_CODES
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
+    from openpyxl.writer.excel import ExcelWriter
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(XLSX_SHEET_NAME)
     sheet.freeze_panes = "A2"
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{count + 1}"
+    # openpyxl types a plain string by its text: "=..." becomes a formula cell and "#N/A" and
+    # the other error codes an error cell. Only those few values need an explicit string cell;
+    # building one for every value would cost a cell object each.
+    retyped = frozenset(ERROR_CODES)
 
     def text_cell(value: str, *, bold: bool = False) -> WriteOnlyCell:
         cell = WriteOnlyCell(sheet, value)
-        cell.data_type = "s"  # openpyxl would take a leading "=" for a formula
+        cell.data_type = "s"
         if bold:
             cell.font = Font(bold=True)
         return cell
@@ -432,10 +495,10 @@ def _write_with_openpyxl(
         if column.kind == "text":
             if column.needs_excel_escape:
                 values = [None if v is None else _excel_escape(v) for v in values]
-            # Neutralised text never starts with "=", so openpyxl stores it as a string; a cell
-            # with an explicit type makes that hold even if that ever changed.
-            if any(v is not None and v.startswith("=") for v in values):
-                values = [None if v is None else text_cell(v) for v in values]
+            values = [
+                text_cell(v) if v is not None and (v in retyped or v.startswith("=")) else v
+                for v in values
+            ]
         elif column.kind == "timestamp":
             values = [None if v is None else moment_cell(v) for v in values]
         prepared.append(values)
@@ -444,6 +507,9 @@ def _write_with_openpyxl(
     for values in zip(*prepared, strict=True):
         sheet.append(values)
 
+    # Workbook.save would stamp the current time into docProps/core.xml and every zip entry.
+    workbook.properties.created = workbook.properties.modified = written_at
     buffer = io.BytesIO()
-    workbook.save(buffer)
+    with _StampedZip(buffer, written_at.timetuple()[:6]) as archive:
+        ExcelWriter(workbook, archive).save()
     return buffer.getvalue()

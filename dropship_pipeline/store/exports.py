@@ -1,9 +1,11 @@
 """Export batches in DuckDB: which orders go to the ERP in which file (``erp_exports``,
 ``erp_export_orders``), and the order lines a batch's files are rendered from.
 
-A batch is recorded ``staged`` (its id, file names, orders, and the sha256 of the bytes rendered
-then) before anything is uploaded, and marked ``delivered`` afterwards. Its lines are read back
-in one fixed order, so rendering them again after a crash gives the same bytes.
+A batch is recorded ``staged`` (its id, file names, orders, and each file's bytes with their
+sha256, in ``erp_export_content``) before anything is uploaded, and marked ``delivered``
+afterwards, when its bytes are dropped again. Every upload of a staged file, first or retried,
+sends those recorded bytes: an XLSX rendering carries its write time, so rendering again would
+not reproduce them.
 """
 
 from __future__ import annotations
@@ -139,8 +141,20 @@ def export_rows(con: duckdb.DuckDBPyConnection, export_id: str) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def record_staged(con: duckdb.DuckDBPyConnection, batch: StagedBatch) -> None:
-    """Record a batch's files as staged; runs in the transaction that claimed its orders."""
+def record_staged(
+    con: duckdb.DuckDBPyConnection, batch: StagedBatch, contents: Mapping[str, bytes]
+) -> None:
+    """Record a batch's files as staged, with the bytes of each (``contents`` by file name).
+
+    Runs in the transaction that claimed its orders, so a batch is never staged without them.
+    """
+    missing = [file.file_name for file in batch.files if file.file_name not in contents]
+    if missing:
+        raise ValueError(f"Export {batch.export_id}: no bytes given for {', '.join(missing)}.")
+    con.executemany(
+        "INSERT INTO erp_export_content (export_id, file_name, content) VALUES (?, ?, ?)",
+        [(batch.export_id, file.file_name, contents[file.file_name]) for file in batch.files],
+    )
     con.executemany(
         "INSERT INTO erp_exports (export_id, file_name, format, order_count, row_count, sha256, "
         "state, staged_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -160,6 +174,17 @@ def record_staged(con: duckdb.DuckDBPyConnection, batch: StagedBatch) -> None:
     )
 
 
+def staged_content(con: duckdb.DuckDBPyConnection, export_id: str) -> dict[str, bytes]:
+    """The recorded bytes of a staged batch's files, by file name.
+
+    A batch staged before the bytes were recorded (schema version 2) has none.
+    """
+    rows = con.execute(
+        "SELECT file_name, content FROM erp_export_content WHERE export_id = ?", [export_id]
+    ).fetchall()
+    return {name: bytes(content) for name, content in rows}
+
+
 def record_delivered(
     con: duckdb.DuckDBPyConnection,
     export_id: str,
@@ -171,8 +196,9 @@ def record_delivered(
 
     ``uploads`` maps each file name to the sha256 of the bytes delivered and when. An order still
     at PendingSupplier in the feed gets one ``OrderStatusUpdate`` with ``Status: 1``; orders the
-    feed shows further along were acknowledged before and get none. Runs in the caller's
-    transaction; returns how many acknowledgements were queued.
+    feed shows further along were acknowledged before and get none. The recorded bytes are
+    deleted: they hold names and addresses, and once in the drop the file is the ERP's record.
+    Runs in the caller's transaction; returns how many acknowledgements were queued.
     """
     for name, (sha256, uploaded_at) in uploads.items():
         con.execute(
@@ -180,6 +206,7 @@ def record_delivered(
             "WHERE export_id = ? AND file_name = ? AND state = ?",
             [DELIVERED, uploaded_at, sha256, export_id, name, STAGED],
         )
+    con.execute("DELETE FROM erp_export_content WHERE export_id = ?", [export_id])
     con.execute(
         """
         UPDATE orders SET exported_at = ?

@@ -1,9 +1,15 @@
 """The outbox: every status update to iQmetrix, written before it is sent (``status_updates``).
 
 An update is written once under a deterministic ``update_id`` (an insert skips an id that is
-already there), then moves ``pending`` -> ``sent``, or ``pending`` -> ``failed`` when the service
-refuses it for good. An operator puts failed updates back with :func:`requeue_failed`. A ``sent``
-update never changes again, so nothing here can send it twice.
+already there, and a unique index backs that up), then moves ``pending`` -> ``sent``, or
+``pending`` -> ``failed`` when the service refuses it for good or the sender gives up. An operator
+puts failed updates back with :func:`requeue_failed`. A ``sent`` update never changes again, so
+nothing here can send it twice.
+
+Each attempt is recorded before its PUT (:func:`record_attempt`: ``attempts`` counted,
+``attempted_at`` set) and its outcome after it, which clears ``attempted_at`` again. A pending
+update that still has ``attempted_at`` was being sent when a run stopped, and nobody knows
+whether the service took it.
 
 Updates of one order go out strictly in turn: :func:`due_updates` holds back every update of
 an order while an older one of that order is not yet sent, so a later Shipped can never overtake
@@ -43,9 +49,17 @@ class NewUpdate:
     payload: Mapping[str, object]
 
 
+RESPONSE_MAX_CHARS = 500
+"""Longest answer of the service kept in ``response``; the rest is cut off."""
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxUpdate:
-    """A pending update as the sender reads it."""
+    """A pending update as the sender reads it.
+
+    ``retries`` counts transient failures in a row (it drives the backoff and the give-up
+    bound); ``in_flight`` says an earlier attempt was made and its outcome never recorded.
+    """
 
     update_id: str
     order_id: str
@@ -53,6 +67,12 @@ class OutboxUpdate:
     status_code: int
     payload: dict[str, object]
     attempts: int
+    retries: int = 0
+    in_flight: bool = False
+
+    @property
+    def is_acknowledgement(self) -> bool:
+        return self.kind == "order" and self.status_code == OrderStatus.Ordered
 
 
 def enqueue(con: duckdb.DuckDBPyConnection, updates: Iterable[NewUpdate], *, now: datetime) -> int:
@@ -105,7 +125,8 @@ def due_updates(
     """Pending updates whose time has come, oldest first, at most one per order at a time."""
     rows = con.execute(
         f"""
-        SELECT u.update_id, u.order_id, u.kind, u.status_code, u.payload, u.attempts
+        SELECT u.update_id, u.order_id, u.kind, u.status_code, u.payload, u.attempts,
+               coalesce(u.retry_count, 0), u.attempted_at IS NOT NULL
         FROM status_updates u
         WHERE u.state = 'pending'
           AND (u.next_attempt_at IS NULL OR u.next_attempt_at <= ?)
@@ -126,25 +147,49 @@ def due_updates(
             status_code=status_code,
             payload=json.loads(payload),
             attempts=attempts,
+            retries=retries,
+            in_flight=in_flight,
         )
-        for update_id, order_id, kind, status_code, payload, attempts in rows
+        for update_id, order_id, kind, status_code, payload, attempts, retries, in_flight in rows
     ]
 
 
-def record_sent(
-    con: duckdb.DuckDBPyConnection, update: OutboxUpdate, *, http_status: int, sent_at: datetime
+def record_attempt(
+    con: duckdb.DuckDBPyConnection, update: OutboxUpdate, *, attempted_at: datetime
 ) -> None:
-    """Mark ``update`` sent (and its order acknowledged, for an Ordered order update)."""
+    """Count an attempt about to be made; commit this before the PUT goes out."""
+    con.execute(
+        """
+        UPDATE status_updates SET attempts = attempts + 1, attempted_at = ?
+        WHERE update_id = ? AND state = 'pending'
+        """,
+        [attempted_at, update.update_id],
+    )
+
+
+def record_sent(
+    con: duckdb.DuckDBPyConnection,
+    update: OutboxUpdate,
+    *,
+    http_status: int | None,
+    sent_at: datetime,
+    response: str,
+) -> None:
+    """Mark ``update`` sent (and its order acknowledged, for an Ordered order update).
+
+    ``response`` is what the service answered (cut to :data:`RESPONSE_MAX_CHARS`);
+    ``http_status`` is None when the update was found in the feed instead of sent again.
+    """
     con.execute(
         """
         UPDATE status_updates
-        SET state = 'sent', attempts = attempts + 1, http_status = ?, sent_at = ?,
-            next_attempt_at = NULL
+        SET state = 'sent', http_status = ?, sent_at = ?, response = ?, last_error = NULL,
+            next_attempt_at = NULL, attempted_at = NULL, retry_count = 0
         WHERE update_id = ? AND state = 'pending'
         """,
-        [http_status, sent_at, update.update_id],
+        [http_status, sent_at, _cut(response), update.update_id],
     )
-    if update.kind == "order" and update.status_code == OrderStatus.Ordered:
+    if update.is_acknowledgement:
         con.execute(
             "UPDATE orders SET acknowledged_at = ? WHERE order_id = ? AND acknowledged_at IS NULL",
             [sent_at, update.order_id],
@@ -158,38 +203,58 @@ def record_retry(
     http_status: int | None,
     error: str,
     next_attempt_at: datetime,
+    retries: int,
 ) -> None:
-    """Count a failed attempt that may succeed later; the update stays pending until then."""
+    """Record a failed attempt that may succeed later; the update stays pending until then.
+
+    ``retries`` is the new count of transient failures in a row.
+    """
     con.execute(
         """
         UPDATE status_updates
-        SET attempts = attempts + 1, http_status = ?, last_error = ?, next_attempt_at = ?
+        SET http_status = ?, last_error = ?, next_attempt_at = ?, retry_count = ?,
+            attempted_at = NULL
         WHERE update_id = ? AND state = 'pending'
         """,
-        [http_status, error, next_attempt_at, update.update_id],
+        [http_status, error, next_attempt_at, retries, update.update_id],
     )
 
 
 def record_failed(
     con: duckdb.DuckDBPyConnection, update: OutboxUpdate, *, http_status: int | None, error: str
 ) -> None:
-    """Park an update the service refused for good; it waits for an operator."""
+    """Park an update the service refused for good, or the sender gave up on; it waits for an
+    operator."""
     con.execute(
         """
         UPDATE status_updates
-        SET state = 'failed', attempts = attempts + 1, http_status = ?, last_error = ?,
-            next_attempt_at = NULL
+        SET state = 'failed', http_status = ?, last_error = ?, next_attempt_at = NULL,
+            attempted_at = NULL
         WHERE update_id = ? AND state = 'pending'
         """,
         [http_status, error, update.update_id],
     )
 
 
-def requeue_failed(con: duckdb.DuckDBPyConnection, *, order_id: str | None = None) -> int:
-    """Put failed updates (of one order, or all) back to pending, due now; return how many."""
+def feed_shows_ordered(con: duckdb.DuckDBPyConnection, order_id: str) -> bool:
+    """Whether the stored feed has every line of the order past PendingSupplier: the Ordered
+    acknowledgement (or a later status) has reached the service."""
     row = con.execute(
         """
-        UPDATE status_updates SET state = 'pending', next_attempt_at = NULL
+        SELECT count(*) > 0 AND count(*) FILTER (WHERE status = ?) = 0
+        FROM order_items WHERE order_id = ?
+        """,
+        [OrderStatus.PendingSupplier.name, order_id],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def requeue_failed(con: duckdb.DuckDBPyConnection, *, order_id: str | None = None) -> int:
+    """Put failed updates (of one order, or all) back to pending, due now, with a fresh retry
+    budget; return how many."""
+    row = con.execute(
+        """
+        UPDATE status_updates SET state = 'pending', next_attempt_at = NULL, retry_count = 0
         WHERE state = 'failed' AND (CAST(? AS VARCHAR) IS NULL OR order_id = ?)
         """,
         [order_id, order_id],
@@ -205,3 +270,7 @@ def state_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     ).fetchall():
         counts[state] = int(count)
     return counts
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= RESPONSE_MAX_CHARS else text[: RESPONSE_MAX_CHARS - 1] + "…"

@@ -124,6 +124,7 @@ _FEED = [
 # Exports and the outbox follow the same rule: no PRIMARY KEY or UNIQUE. An order is in one
 # export only and an update id is written once because every insert anti-joins under the single
 # writer; the asset checks `orders_in_one_export` and `update_ids_are_unique` watch it.
+# (Migration 3 adds unique indexes on these small tables as a second guard.)
 _EXPORTS_AND_OUTBOX = [
     # One row per file of an export batch: a batch written as CSV and XLSX has two rows with the
     # same export_id. `staged` rows are recorded before the upload, with the name fixed and the
@@ -168,7 +169,49 @@ _EXPORTS_AND_OUTBOX = [
     """,
 ]
 
+
+def _refuse_duplicates(table: str, column: str) -> str:
+    """A statement that stops the migration, naming the table, when ``column`` repeats in it."""
+    return f"""
+    SELECT CASE WHEN EXISTS (
+        SELECT 1 FROM {table} GROUP BY {column} HAVING count(*) > 1
+    ) THEN error('Table {table} has repeated {column} values, so they cannot be made unique: '
+                 || 'find the rows with SELECT {column}, count(*) FROM {table} GROUP BY 1 '
+                 || 'HAVING count(*) > 1, keep one of each and run again.') END
+    """
+
+
+# A crash between staging and marking left a batch whose XLSX could not be rendered again to the
+# same bytes (openpyxl stamps the write time in), so the bytes are now kept with the staging,
+# until the batch is delivered. The outbox records each attempt before its PUT, the service's
+# answer after it, and how many transient failures in a row the retry bound has counted.
+# The three small tables get the unique keys the anti-joins kept so far; they are written a few
+# rows per run, far from the backfill sizes that rule PRIMARY KEYs out of the feed tables.
+_STAGED_BYTES_ATTEMPTS_AND_KEYS = [
+    """
+    CREATE TABLE erp_export_content (
+        export_id VARCHAR NOT NULL,
+        file_name VARCHAR PRIMARY KEY,
+        content BLOB NOT NULL
+    )
+    """,
+    "ALTER TABLE status_updates ADD COLUMN attempted_at TIMESTAMPTZ",
+    "ALTER TABLE status_updates ADD COLUMN retry_count INTEGER DEFAULT 0",
+    "ALTER TABLE status_updates ADD COLUMN response VARCHAR",
+    _refuse_duplicates("erp_export_orders", "order_id"),
+    _refuse_duplicates("erp_exports", "file_name"),
+    _refuse_duplicates("status_updates", "update_id"),
+    "CREATE UNIQUE INDEX erp_export_orders_order_id ON erp_export_orders (order_id)",
+    "CREATE UNIQUE INDEX erp_exports_file_name ON erp_exports (file_name)",
+    "CREATE UNIQUE INDEX status_updates_update_id ON status_updates (update_id)",
+]
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "feed inbox: pages, events, orders, order items, item statuses", _FEED),
     (2, "ERP exports, the orders in them, and the status update outbox", _EXPORTS_AND_OUTBOX),
+    (
+        3,
+        "staged file bytes, outbox attempts and answers, unique keys on exports and outbox",
+        _STAGED_BYTES_ATTEMPTS_AND_KEYS,
+    ),
 ]
