@@ -7,6 +7,11 @@ files, their acknowledgements), then a warehouse robot answers with shipment con
 new orders arrive, and a second run polls again. Everything it writes lands under
 ``data/demo/``; each demo starts from an empty folder there. Stages that have not landed yet are
 named as such in what it prints.
+
+The simulated service runs in strict mode: it flags every status update that leaves the
+documented lifecycle or drops a tracking number. The demo prints each flagged update with its
+reason and each failed asset check, and exits non-zero when there is either. It ignores every
+``DROPSHIP_*`` setting of the caller's environment or ``.env`` file while it runs.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,7 +30,7 @@ from dropship_pipeline.cli import failure_reason, run_config, summarize
 from dropship_pipeline.defs.definitions import PIPELINE_JOB, build_definitions
 from dropship_pipeline.erp.drop import open_drop
 from dropship_pipeline.settings import Settings
-from dropship_pipeline.simulator import SimulatorConfig, SimulatorServer
+from dropship_pipeline.simulator import SimulatorConfig, SimulatorServer, UpdateRecord
 from dropship_pipeline.simulator.robot import WarehouseRobot
 from dropship_pipeline.simulator.sftp import EmbeddedSftpServer
 
@@ -33,23 +38,32 @@ DEMO_DIR = Path("data/demo")
 FIRST_ORDERS = 260  # six feed pages: a backfill of five archives and the current page
 LATER_ORDERS = 45
 SUPPLIER_ID = 14107
+SETTINGS_PREFIX = "DROPSHIP_"
+"""Every setting of CONTRACT.md section 1 starts with this."""
+FLAGGED_SHOWN = 20
+"""Flagged updates printed one by one; the rest are counted."""
 
 Say = Callable[[str], None]
 
 
 @contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set the pipeline's settings for the demo and put the caller's back afterwards."""
-    saved = {name: os.environ.get(name) for name in values}
+    """Give the pipeline the demo's settings and no others; put the caller's back afterwards.
+
+    Every other ``DROPSHIP_*`` variable, from the shell or a ``.env`` file (a fixed token, a
+    go-live cut-off, a column layout, a key file, other folders), is removed while the demo
+    runs, so that the demo behaves the same on every machine.
+    """
+    saved = {name: value for name, value in os.environ.items() if name.startswith(SETTINGS_PREFIX)}
+    for name in saved:
+        del os.environ[name]
     os.environ.update(values)
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        for name in [name for name in os.environ if name.startswith(SETTINGS_PREFIX)]:
+            del os.environ[name]
+        os.environ.update(saved)
 
 
 def run_demo(say: Say = print, *, folder: Path = DEMO_DIR) -> int:
@@ -68,6 +82,7 @@ def run_demo(say: Say = print, *, folder: Path = DEMO_DIR) -> int:
         client_secret=client_secret,
         users={"demo@supplier.example": password},
         initial_orders=FIRST_ORDERS,
+        strict=True,
     )
     sftp = EmbeddedSftpServer(
         folder / "sftp",
@@ -76,8 +91,9 @@ def run_demo(say: Say = print, *, folder: Path = DEMO_DIR) -> int:
         known_hosts_path=folder / "known_hosts",
     )
 
+    checks_failed = 0
     with SimulatorServer(config) as simulator, sftp:
-        say(f"simulator: iQmetrix Dropship service at {simulator.base_url}")
+        say(f"simulator: iQmetrix Dropship service at {simulator.base_url} (strict)")
         say(f"simulator: {FIRST_ORDERS} orders in {len(simulator.state.page_ids())} feed pages")
         say(f"sftp: ERP drop at {sftp.url} (host key in {folder / 'known_hosts'})")
         settings = {
@@ -102,37 +118,57 @@ def run_demo(say: Say = print, *, folder: Path = DEMO_DIR) -> int:
             job = build_definitions().resolve_job_def(PIPELINE_JOB)
 
             say("run 1: first run: the whole archive, the first order files, acknowledgements")
-            if not _run(job, instance, say):
+            result = _run(job, instance, say)
+            if not result.success:
                 return 1
+            checks_failed += report_checks(result.get_asset_check_evaluations(), say)
 
-            with open_drop(Settings.from_env()) as drop:
-                robot = WarehouseRobot(drop, seed=2026)
+            # The robot works the folders the pipeline uses, whatever they are called.
+            loaded = Settings.from_env()
+            with open_drop(loaded) as drop:
+                robot = WarehouseRobot(
+                    drop,
+                    orders_dir=loaded.orders_dir,
+                    confirmations_dir=loaded.confirmations_dir,
+                    seed=2026,
+                )
                 report = robot.run_once()
+            rows = report.rows
             say(
                 f"warehouse robot: read {len(report.files_read)} order file(s), wrote "
-                f"{len(report.files_written)} confirmation file(s) with {report.rows.total} rows "
-                f"({report.rows.shipped} shipped, {report.rows.partial} partial, "
-                f"{report.rows.backordered} back-ordered, {report.rows.cancelled} cancelled)"
+                f"{len(report.files_written)} confirmation file(s) with {rows.total} rows "
+                f"({rows.shipped} shipped, {rows.partial} partial, "
+                f"{rows.backordered} back-ordered, {rows.cancelled} cancelled, "
+                f"{rows.not_available + rows.error + rows.other} not available, error or other)"
             )
 
             simulator.state.add_orders(LATER_ORDERS)
             say(f"simulator: {LATER_ORDERS} new orders arrive; the current page rolls over")
             say("run 2: a regular poll")
-            if not _run(job, instance, say):
+            result = _run(job, instance, say)
+            if not result.success:
                 return 1
+            checks_failed += report_checks(result.get_asset_check_evaluations(), say)
 
-        accepted = [u for u in simulator.state.updates() if u.verdict == "accepted"]
-        say(f"simulator: accepted {len(accepted)} status update(s) from the pipeline")
+        flagged = report_updates(simulator.state.updates(), say)
         _report(folder / "dropship.duckdb", say)
     say(
         "not built yet: applying the warehouse's confirmation files (shipped, partial, "
         "back-ordered, cancelled) and the shipping-options service"
     )
     say(f"everything is under {folder}/: DuckDB file, ERP drop in sftp/, Dagster runs in dagster/")
+    if flagged or checks_failed:
+        say(
+            f"demo failed: {flagged} status update(s) flagged by the simulator, "
+            f"{checks_failed} asset check(s) failed"
+        )
+        return 1
     return 0
 
 
-def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, say: Say) -> bool:
+def _run(
+    job: dg.JobDefinition, instance: dg.DagsterInstance, say: Say
+) -> dg.ExecuteInProcessResult:
     result = job.execute_in_process(
         instance=instance,
         raise_on_error=False,
@@ -142,7 +178,42 @@ def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, say: Say) -> bool:
         say(f"  {line}")
     if not result.success:
         say(f"  failed: {failure_reason(result)}")
-    return result.success
+    return result
+
+
+def report_checks(evaluations: Sequence[dg.AssetCheckEvaluation], say: Say) -> int:
+    """Print every failed asset check and a count of all; return how many failed."""
+    failed = [evaluation for evaluation in evaluations if not evaluation.passed]
+    for evaluation in failed:
+        figures = ", ".join(
+            f"{key}={value.value}"
+            for key, value in evaluation.metadata.items()
+            if isinstance(value.value, int | float | str)
+        )
+        say(
+            f"  check failed: {evaluation.asset_key.to_user_string()} "
+            f"{evaluation.check_name} ({evaluation.severity.value}): {figures or 'no figures'}"
+        )
+    say(f"  asset checks: {len(evaluations) - len(failed)} passed, {len(failed)} failed")
+    return len(failed)
+
+
+def report_updates(updates: Sequence[UpdateRecord], say: Say) -> int:
+    """Print what the strict simulator made of the pipeline's status updates, each flagged
+    one with its reasons (the first FLAGGED_SHOWN of them); return how many were flagged."""
+    accepted = sum(1 for update in updates if update.verdict == "accepted")
+    flagged = [update for update in updates if update.verdict == "flagged"]
+    say(
+        f"simulator: accepted {accepted} status update(s) from the pipeline, flagged {len(flagged)}"
+    )
+    for update in flagged[:FLAGGED_SHOWN]:
+        say(
+            f"  flagged update #{update.sequence} ({update.kind} update of order "
+            f"{update.order_id}): {'; '.join(update.problems)}"
+        )
+    if len(flagged) > FLAGGED_SHOWN:
+        say(f"  ... and {len(flagged) - FLAGGED_SHOWN} more flagged update(s)")
+    return len(flagged)
 
 
 def _report(db_path: Path, say: Say) -> None:

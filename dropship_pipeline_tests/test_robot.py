@@ -151,6 +151,18 @@ def _confirmations(drop: Drop, names: Sequence[str]) -> list[Row]:
     ]
 
 
+def _numbers(row: Row) -> list[str]:
+    """The tracking numbers of a row: one, or several comma-separated."""
+    return [number for number in row["tracking_number"].split(",") if number]
+
+
+def _status(row: Row) -> OrderStatus:
+    """A good row's status, written as its name or its number."""
+    status = OrderStatus.parse(row["status"])
+    assert row["status"] in (status.name, str(int(status))), row
+    return status
+
+
 def _run_until_settled(robot: WarehouseRobot, *, limit: int = 8) -> list[RobotReport]:
     reports = [robot.run_once()]
     while reports[-1].pending:
@@ -166,11 +178,11 @@ def _assert_valid_rows(rows: Sequence[Row], ordered: dict[str, dict[str, int]]) 
     for row in rows:
         assert row["order_id"] in ordered
         assert row["sku"] == "" or row["sku"] in ordered[row["order_id"]]
-        status = OrderStatus.parse(row["status"])
-        assert status.name == row["status"]
-        if row["tracking_number"]:
-            pattern = TRACKING_PATTERNS[row["shipping_provider"]]
-            assert pattern.fullmatch(row["tracking_number"]), row
+        status = _status(row)
+        for number in _numbers(row):
+            assert TRACKING_PATTERNS[row["shipping_provider"]].fullmatch(number), row
+        if status in (OrderStatus.Other, OrderStatus.NotAvailable, OrderStatus.Error):
+            assert row["message"], "these statuses carry their reason"
         if status in (OrderStatus.Shipped, OrderStatus.PartiallyShipped) and row["sku"]:
             key = (row["order_id"], row["sku"])
             left = ordered[key[0]][key[1]] - shipped[key]
@@ -259,7 +271,7 @@ def test_confirmation_files_follow_the_contract(local_drop: LocalDrop, tmp_path:
     assert all(set(row.values) == set(CONFIRMATION_COLUMNS) for row in rows)
     assert sum(report.rows.total for report in reports) == len(rows)
     _assert_valid_rows(rows, _ordered(frame))
-    statuses = {row["status"] for row in rows}
+    statuses = {_status(row).name for row in rows}
     assert statuses == {"Shipped", "PartiallyShipped", "BackOrdered", "Cancelled"}
 
 
@@ -308,15 +320,17 @@ def test_partial_shipments_complete_over_successive_runs_with_distinct_tracking_
     for order_id, order in reports[-1].expected.items():
         rows = rows_by_order[order_id]
         files = [row.file_name for row in rows]
-        numbers = list(dict.fromkeys(row["tracking_number"] for row in rows))
+        shipments = list(dict.fromkeys(row["tracking_number"] for row in rows))
+        numbers = [number for shipment in shipments for number in shipment.split(",")]
         assert order.status is OrderStatus.Shipped
         assert all(item.shipped == item.ordered for item in order.items)
-        assert len(set(files)) == len(numbers), "one tracking number per shipment"
+        assert len(set(files)) == len(shipments), "one shipment, one set of parcels, per file"
         assert list(order.tracking_numbers) == numbers
+        assert len(set(numbers)) == len(numbers)
         if sum(item.ordered for item in order.items) == 1:
             continue  # a single unit cannot be split; the robot ships it in full
         split += 1
-        assert len(numbers) >= 2
+        assert len(shipments) >= 2
         first = [row for row in rows if row.file_name == files[0]]
         units = sum(int(row["quantity"] or order.item(row["sku"]).ordered) for row in first)
         assert units < sum(item.ordered for item in order.items), "the first shipment is a part"
@@ -403,6 +417,11 @@ def test_bad_rows_appear_at_the_configured_rate(local_drop: LocalDrop) -> None:
             assert row["status"] == "Other" and row["message"] == ""
         elif flaw.kind == "malformed_tracking":
             assert row["tracking_number"] in MALFORMED_TRACKING_NUMBERS
+        elif flaw.kind == "backwards_status":
+            assert OrderStatus.parse(row["status"]) in (
+                OrderStatus.Ordered,
+                OrderStatus.BackOrdered,
+            )
         else:
             with pytest.raises(ValueError):
                 OrderStatus.parse(row["status"])
@@ -498,8 +517,125 @@ def test_logs_name_files_but_never_addresses_or_phone_numbers(
         {"carriers": ()},
         {"max_partial_shipments": 1},
         {"bad_kinds": ("typo",)},
+        {"error": -0.1},
+        {"multi_tracking_rate": 1.5},
+        {"numeric_status_rate": -1},
     ],
 )
 def test_a_mix_out_of_range_is_refused(changes: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="RobotMix"):
         RobotMix(**changes)  # type: ignore[arg-type]
+
+
+def test_backwards_rows_name_what_was_already_shipped_or_cancelled(local_drop: LocalDrop) -> None:
+    frame = _order_frame(_orders(80))
+    _deliver(local_drop, frame, export_id=17)
+    mix = RobotMix(bad_row_rate=0.3, bad_kinds=("backwards_status",))
+
+    reports = _run_until_settled(WarehouseRobot(local_drop, mix=mix, seed=7, clock=lambda: CLOCK))
+
+    final = (OrderStatus.Shipped, OrderStatus.Cancelled)
+    origins: Counter[str] = Counter()
+    for run, report in enumerate(reports):
+        rows = {(r.file_name, r.row): r for r in _confirmations(local_drop, report.files_written)}
+        before = reports[run - 1].expected if run else {}
+        for flaw in report.bad_rows:
+            assert flaw.kind == "backwards_status"
+            row = rows[flaw.file_name, flaw.row]
+            assert OrderStatus.parse(row["status"]) in (
+                OrderStatus.Ordered,
+                OrderStatus.BackOrdered,
+            )
+            assert (row["order_id"], row["sku"]) == (flaw.order_id, flaw.sku)
+            earlier = before.get(flaw.order_id)
+            if earlier is not None:
+                status = earlier.status if not flaw.sku else earlier.item(flaw.sku).status
+                assert status in final, "an earlier file shipped or cancelled it"
+                origins["earlier file"] += 1
+                continue
+            assert any(
+                other.file_name == flaw.file_name
+                and other.row < flaw.row
+                and (other["order_id"], other["sku"]) == (flaw.order_id, flaw.sku)
+                and OrderStatus.parse(other["status"]) in final
+                for other in rows.values()
+            ), "a row above it in the same file shipped or cancelled it"
+            origins["same file"] += 1
+    assert origins["earlier file"] and origins["same file"]
+
+
+def test_a_shipment_in_several_parcels_lists_every_tracking_number(local_drop: LocalDrop) -> None:
+    frame = _order_frame(_orders(30), awkward=False)
+    _deliver(local_drop, frame, export_id=18)
+    mix = RobotMix(multi_tracking_rate=1.0)
+
+    reports = _run_until_settled(WarehouseRobot(local_drop, mix=mix, seed=3, clock=lambda: CLOCK))
+
+    rows = _confirmations(local_drop, [n for report in reports for n in report.files_written])
+    _assert_valid_rows(rows, _ordered(frame))
+    shipping = [row for row in rows if row["tracking_number"]]
+    assert shipping and all(2 <= len(_numbers(row)) <= 3 for row in shipping)
+    for order_id, order in reports[-1].expected.items():
+        numbers = [n for row in rows if row["order_id"] == order_id for n in _numbers(row)]
+        assert list(order.tracking_numbers) == list(dict.fromkeys(numbers))
+        assert len(set(order.tracking_numbers)) == len(order.tracking_numbers)
+
+
+def test_statuses_can_be_written_as_numbers(tmp_path: Path) -> None:
+    frame = _order_frame(_orders(40))
+    truths, statuses = [], []
+    for rate in (0.0, 1.0):
+        drop = LocalDrop(tmp_path / f"drop-{rate}")
+        _deliver(drop, frame, export_id=19)
+        mix = RobotMix(numeric_status_rate=rate, xlsx_rate=0.5, rows_per_file=10)
+        reports = _run_until_settled(WarehouseRobot(drop, mix=mix, seed=4, clock=lambda: CLOCK))
+        truths.append(reports[-1].expected)
+        names = [name for report in reports for name in report.files_written]
+        statuses.append([row["status"] for row in _confirmations(drop, names)])
+        _assert_valid_rows(_confirmations(drop, names), _ordered(frame))
+
+    assert truths[0] == truths[1]
+    assert not any(status.isdigit() for status in statuses[0])
+    assert all(status.isdigit() for status in statuses[1])
+    assert {int(status) for status in statuses[1]} >= {2, 3, 6, 7}
+    workbooks = sorted((tmp_path / "drop-1.0" / "confirmations").glob("*.xlsx"))
+    assert workbooks
+    sheet = load_workbook(workbooks[0], read_only=True).worksheets[0]
+    assert all(isinstance(row[2], int) for row in sheet.iter_rows(min_row=2, values_only=True))
+
+
+def test_not_available_error_and_other_fates_carry_their_reasons(local_drop: LocalDrop) -> None:
+    frame = _order_frame(_orders(90), awkward=False)
+    _deliver(local_drop, frame, export_id=20)
+    mix = RobotMix(full=0, partial=0, backorder=0, cancel=0, not_available=1, error=1, other=1)
+
+    reports = _run_until_settled(WarehouseRobot(local_drop, mix=mix, seed=5, clock=lambda: CLOCK))
+
+    counts = [report.rows for report in reports]
+    assert sum(c.not_available for c in counts) and sum(c.error for c in counts)
+    assert sum(c.other for c in counts)
+    names = [name for report in reports for name in report.files_written]
+    written = {name: position for position, name in enumerate(names)}
+    rows = _confirmations(local_drop, names)
+    _assert_valid_rows(rows, _ordered(frame))
+    expected = reports[-1].expected
+    assert all(order.complete for order in expected.values())
+    for row in rows:
+        status = _status(row)
+        order = expected[row["order_id"]]
+        final = order.status if not row["sku"] else order.item(row["sku"]).status
+        if status is OrderStatus.NotAvailable:
+            later = [
+                other
+                for other in rows
+                if (other["order_id"], other["sku"]) == (row["order_id"], row["sku"])
+                and written[other.file_name] > written[row.file_name]
+            ]
+            assert [_status(other) for other in later] == [OrderStatus.Cancelled]
+            assert final is OrderStatus.Cancelled
+        elif status is OrderStatus.Error:
+            assert row["message"].startswith("Error") and final is OrderStatus.Error
+        elif status is OrderStatus.Other:
+            assert row["sku"] == "" and final is OrderStatus.Other
+    lines = [row for row in rows if row["sku"] and _status(row) is not OrderStatus.Shipped]
+    assert lines, "some fates single out one line and ship the rest"

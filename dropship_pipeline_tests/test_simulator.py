@@ -10,6 +10,8 @@ import re
 import subprocess
 import sys
 import time
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from decimal import Decimal
@@ -20,7 +22,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from dropship_pipeline.simulator import Faults, OrderGenerator, SimulatorConfig, SimulatorServer
+from dropship_pipeline.simulator import Faults, OrderGenerator, SimulatorServer
 from dropship_pipeline.simulator.cli import add_arguments
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -261,7 +263,10 @@ def test_the_generator_is_deterministic_and_realistic() -> None:
     assert stores and homes
     assert all(o.shipping_entity_id == o.location_id for o in stores)
     assert all(o.shipping_address.type is None for o in stores)
-    assert all(o.shipping_entity_id == 0 and o.shipping_address.type == "Home" for o in homes)
+    assert all(o.shipping_entity_id == 0 for o in homes)
+    types = Counter(o.shipping_address.type for o in homes)
+    assert set(types) == {"Home", "Shipping", "Office", "Other", "None"}, "CRM AddressType names"
+    assert types.most_common(1)[0][0] == "Home" and types["Home"] > len(homes) / 2
     assert {o.shipping_address.country_code for o in orders} == {"CA", "US"}
     us_zips = [
         o.shipping_address.postal_code for o in orders if o.shipping_address.country_code == "US"
@@ -290,6 +295,20 @@ def test_the_generator_is_deterministic_and_realistic() -> None:
     for bait in "=+-@":
         assert any(text.startswith(bait) for text in texts), bait
     assert all(isinstance(line.selling_price, Decimal) for o in orders for line in o.lines)
+
+
+def test_the_generator_repeats_a_sku_within_an_order_only_when_asked() -> None:
+    def repeats(orders: list) -> int:
+        return sum(len({line.sku for line in o.lines}) < len(o.lines) for o in orders)
+
+    plain = OrderGenerator(seed=5)
+    assert repeats([plain.order(SUPPLIER) for _ in range(500)]) == 0
+    rare = OrderGenerator(seed=5, repeat_sku_rate=0.1)
+    orders = [rare.order(SUPPLIER) for _ in range(500)]
+    assert 25 <= repeats(orders) <= 80
+    assert all(len(o.lines) - len({line.sku for line in o.lines}) <= 1 for o in orders)
+    with pytest.raises(ValueError, match="repeat_sku_rate"):
+        OrderGenerator(repeat_sku_rate=1.5)
 
 
 def test_orders_keep_coming_at_the_configured_rate(make_simulator: MakeSimulator) -> None:
@@ -367,6 +386,33 @@ def test_a_refresh_issues_new_tokens_and_revokes_the_old_access_token(
     )
     assert again.status_code == 400
     assert again.json() == {"error": "invalid_grant"}
+
+
+def refresh(sim: SimulatorServer, token: str, client_id: str, secret: str) -> httpx.Response:
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": client_id,
+        "client_secret": secret,
+        "refresh_token": token,
+    }
+    return httpx.post(f"{sim.base_url}/oauth2/token", data=form, timeout=10)
+
+
+def test_a_refresh_by_another_known_client_is_an_invalid_grant(
+    make_simulator: MakeSimulator,
+) -> None:
+    sim = make_simulator(other_clients={"second-client": "second-secret"})
+    issued = grant(sim).json()
+
+    by_other = refresh(sim, issued["refresh_token"], "second-client", "second-secret")
+    by_unknown = refresh(sim, issued["refresh_token"], "nobody", "second-secret")
+    by_owner = refresh(sim, issued["refresh_token"], "simulator-client", "simulator-secret")
+
+    assert (by_other.status_code, by_other.json()) == (400, {"error": "invalid_grant"})
+    assert (by_unknown.status_code, by_unknown.json()) == (400, {"error": "invalid_client"})
+    assert by_owner.status_code == 200, "a refused attempt does not use the token up"
+    second = grant(sim, client_id="second-client", client_secret="second-secret")
+    assert second.status_code == 200, "the other client is a real one"
 
 
 @pytest.mark.parametrize(
@@ -608,86 +654,245 @@ def test_an_unknown_order_gets_404_not_found(order_sim) -> None:
     assert [u.verdict for u in sim.state.updates(unknown)] == ["not-found", "not-found"]
 
 
-def test_lenient_mode_accepts_any_transition_without_flagging(order_sim) -> None:
-    sim, http, order_id = order_sim
-    for status in (2, 1, 0):
-        assert (
-            put(
-                http, sim, order_id, "OrderStatusUpdate", {"Id": order_id, "Status": status}
-            ).status_code
-            == 202
-        )
-    assert [u.verdict for u in sim.state.updates(order_id)] == ["accepted"] * 3
-    assert sim.state.order(order_id)["status"] == "PendingSupplier"
+def inspected(sim: SimulatorServer, order_id: str) -> list[tuple[str, list[str]]]:
+    """Verdict and reasons of every update of an order, read through the inspection API."""
+    response = httpx.get(f"{sim.control_url}/updates", params={"order_id": order_id})
+    assert response.status_code == 200
+    return [(u["verdict"], u["problems"]) for u in response.json()["updates"]]
 
 
-def strict_order(sim: SimulatorServer) -> tuple[httpx.Client, str, str]:
-    order = next(o for o in sim.state.add_orders(20) if len(o.lines) >= 2)
-    return client(sim), order.order_id, order.lines[0].sku
+def two_line_order(sim: SimulatorServer, quantity: int = 3) -> tuple[str, str, str]:
+    """Add an order with lines ``TST-1`` (``quantity`` units) and ``TST-2`` (2 units)."""
+    order = OrderGenerator(seed=len(sim.state.order_ids()) + 100).order(SUPPLIER)
+    template = order.lines[0]
+    lines = (
+        replace(template, sku="TST-1", quantity=quantity),
+        replace(template, sku="TST-2", catalog_id=str(uuid.uuid4()), quantity=2),
+    )
+    order_id = str(uuid.uuid4())
+    sim.state.add_order(replace(order, order_id=order_id, lines=lines))
+    return order_id, "TST-1", "TST-2"
 
 
-def test_strict_mode_flags_a_backwards_transition(make_simulator: MakeSimulator) -> None:
-    sim = make_simulator(strict=True)
-    http, order_id, _ = strict_order(sim)
-    with http:
-        for status in (1, 2, 1):
-            response = put(
-                http,
-                sim,
-                order_id,
-                "OrderStatusUpdate",
-                {"Id": order_id, "Status": status, "TrackingInfo": "T1" if status == 2 else None},
-            )
-            assert response.status_code == 202
-    verdicts = [(u.verdict, u.problems) for u in sim.state.updates(order_id)]
-    assert [v for v, _ in verdicts] == ["accepted", "accepted", "flagged"]
-    assert any("Shipped -> Ordered" in p for p in verdicts[2][1])
-    assert any("drops T1" in p for p in verdicts[2][1])
+Step = tuple[str, dict[str, object] | list[dict[str, object]]]
+"""An update to send: its endpoint, and the order's fields or the items' list."""
 
 
-def test_strict_mode_allows_partial_then_full_shipment_with_growing_tracking(
-    make_simulator: MakeSimulator,
+def order_step(status: int | str, **fields: object) -> Step:
+    return "OrderStatusUpdate", {"Status": status, **fields}
+
+
+def item_step(*items: dict[str, object]) -> Step:
+    return "ItemStatusUpdate", list(items)
+
+
+def send(sim: SimulatorServer, http: httpx.Client, order_id: str, steps: list[Step]) -> None:
+    for kind, fields in steps:
+        if isinstance(fields, dict):
+            body: dict[str, object] = {"Id": order_id, **fields}
+        else:
+            body = {"Id": order_id, "ItemInformation": fields}
+        response = put(http, sim, order_id, kind, body)
+        assert response.status_code == 202, response.text
+
+
+ACK = order_step(1)
+
+# Each case: the updates (the last of them outside the lifecycle) and the reason strict mode
+# gives for the last one. TST-1 has 3 units ordered, TST-2 has 2.
+FLAGGED_CASES: dict[str, tuple[list[Step], str]] = {
+    "error-to-ordered": ([order_step(4, Message="x"), ACK], "order Error -> Ordered leaves"),
+    "not-available-to-ordered": ([order_step(5), ACK], "order NotAvailable -> Ordered leaves"),
+    "other-to-shipped": (
+        [order_step(8, Message="x"), order_step(2, TrackingInfo="T1")],
+        "order Other -> Shipped leaves",
+    ),
+    "shipped-to-ordered": (
+        [ACK, order_step(2, TrackingInfo="T1"), ACK],
+        "order Shipped -> Ordered leaves",
+    ),
+    "cancelled-to-shipped": (
+        [ACK, order_step(7), order_step(2, TrackingInfo="T1")],
+        "order Cancelled -> Shipped leaves",
+    ),
+    "second-acknowledgement": ([ACK, ACK], "order Ordered -> Ordered repeats a status"),
+    "second-backorder-of-an-item": (
+        [ACK, item_step({"Sku": "TST-2", "Status": 3}), item_step({"Sku": "TST-2", "Status": 3})],
+        "item TST-2 BackOrdered -> BackOrdered repeats a status",
+    ),
+    "shipped-again-without-new-tracking": (
+        [ACK, order_step(2, TrackingInfo="T1"), order_step(2, TrackingInfo="T1")],
+        "order Shipped -> Shipped repeats the status without a new tracking number",
+    ),
+    "shipped-short-of-the-quantity": (
+        [ACK, item_step({"Sku": "TST-1", "Status": 2, "Quantity": 2, "TrackingInfo": "T1"})],
+        "item TST-1 sent as Shipped with 2 of 3 units shipped",
+    ),
+    "shipped-short-after-a-partial-shipment": (
+        [
+            ACK,
+            item_step({"Sku": "TST-1", "Status": 6, "Quantity": 1, "TrackingInfo": "T1"}),
+            item_step({"Sku": "TST-1", "Status": 2, "Quantity": 1, "TrackingInfo": "T1,T2"}),
+        ],
+        "item TST-1 sent as Shipped with 2 of 3 units shipped",
+    ),
+    "partially-shipped-reaching-the-full-quantity": (
+        [
+            ACK,
+            item_step({"Sku": "TST-1", "Status": 6, "Quantity": 1, "TrackingInfo": "T1"}),
+            item_step({"Sku": "TST-1", "Status": 6, "Quantity": 2, "TrackingInfo": "T1,T2"}),
+        ],
+        "item TST-1 PartiallyShipped brings 3 of 3 units shipped",
+    ),
+    "partially-shipped-without-a-quantity": (
+        [ACK, item_step({"Sku": "TST-1", "Status": 6, "TrackingInfo": "T1"})],
+        "item TST-1 PartiallyShipped without a Quantity",
+    ),
+    "partially-shipped-as-a-whole-order": (
+        [ACK, order_step(6, TrackingInfo="T1")],
+        "order PartiallyShipped cannot say which units shipped",
+    ),
+    "more-units-than-ordered": (
+        [ACK, item_step({"Sku": "TST-2", "Status": 2, "Quantity": 3, "TrackingInfo": "T1"})],
+        "item TST-2 ships 3 more units than the 2 ordered (0 shipped before)",
+    ),
+    "order-tracking-dropped": (
+        [ACK, order_step(2, TrackingInfo="T1,T2"), order_step(2, TrackingInfo="T2,T3")],
+        "order TrackingInfo drops T1 sent before",
+    ),
+    "item-tracking-dropped": (
+        [
+            ACK,
+            item_step({"Sku": "TST-2", "Status": 2, "TrackingInfo": "A1,B2"}),
+            item_step({"Sku": "TST-2", "Status": 2, "TrackingInfo": "B2,C3"}),
+        ],
+        "item TST-2 TrackingInfo drops A1 sent before",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FLAGGED_CASES))
+def test_strict_mode_flags_updates_outside_the_lifecycle(
+    make_simulator: MakeSimulator, case: str
 ) -> None:
+    steps, reason = FLAGGED_CASES[case]
     sim = make_simulator(strict=True)
-    http, order_id, sku = strict_order(sim)
-    quantity = next(i["quantity"] for i in sim.state.order(order_id)["items"] if i["sku"] == sku)
-    steps = [
-        {"Sku": sku, "Status": 1},
-        {"Sku": sku, "Status": 6, "Quantity": 0, "TrackingInfo": "A1"},
-        {"Sku": sku, "Status": 2, "Quantity": quantity, "TrackingInfo": "A1,B2"},
-        {"Sku": sku, "Status": 2, "Quantity": 0, "TrackingInfo": "A1,B2,C3"},
-    ]
-    with http:
-        for item in steps:
-            body = {"Id": order_id, "ItemInformation": [item]}
-            assert put(http, sim, order_id, "ItemStatusUpdate", body).status_code == 202
-    assert [u.verdict for u in sim.state.updates(order_id)] == ["accepted"] * 4
-    item = next(i for i in sim.state.order(order_id)["items"] if i["sku"] == sku)
-    assert item["tracking_numbers"] == ["A1", "B2", "C3"]
-    assert item["shipped_quantity"] == quantity
+    order_id, _, _ = two_line_order(sim)
+
+    with client(sim) as http:
+        send(sim, http, order_id, steps)
+
+    verdicts = inspected(sim, order_id)
+    assert [v for v, _ in verdicts[:-1]] == ["accepted"] * (len(steps) - 1), verdicts
+    verdict, problems = verdicts[-1]
+    assert verdict == "flagged"
+    assert any(problem.startswith(reason) for problem in problems), problems
 
 
-def test_strict_mode_flags_a_dropped_tracking_number_on_an_item(
-    make_simulator: MakeSimulator,
-) -> None:
+@pytest.mark.parametrize("case", list(FLAGGED_CASES))
+def test_lenient_mode_accepts_what_strict_mode_flags(simulator: SimulatorServer, case: str) -> None:
+    steps, _ = FLAGGED_CASES[case]
+    order_id, _, _ = two_line_order(simulator)
+
+    with client(simulator) as http:
+        send(simulator, http, order_id, steps)
+
+    assert inspected(simulator, order_id) == [("accepted", [])] * len(steps)
+
+
+GOOD_PATHS: dict[str, list[Step]] = {
+    "acknowledged-then-shipped": [ACK, order_step(2, TrackingInfo="T1", ShippingProvider="UPS")],
+    "acknowledged-then-cancelled": [ACK, order_step(7, Message="Customer cancelled")],
+    "back-ordered-before-and-after-the-acknowledgement": [
+        order_step(3),
+        ACK,
+        order_step(3, Message="Awaiting stock"),
+        ACK,
+        order_step(2, TrackingInfo="T1"),
+    ],
+    "shipped-in-parts-then-more-tracking": [
+        ACK,
+        item_step({"Sku": "TST-1", "Status": 6, "Quantity": 1, "TrackingInfo": "A1"}),
+        item_step(
+            {"Sku": "TST-1", "Status": 6, "Quantity": 1, "TrackingInfo": "A1,B2"},
+            {"Sku": "TST-2", "Status": 2, "TrackingInfo": "B2"},
+        ),
+        item_step({"Sku": "TST-1", "Status": 2, "Quantity": 1, "TrackingInfo": "A1,B2,C3"}),
+        item_step({"Sku": "TST-1", "Status": 2, "Quantity": 0, "TrackingInfo": "A1,B2,C3,D4"}),
+        order_step(2, TrackingInfo="A1,B2,C3,D4,E5"),
+    ],
+    "one-line-back-ordered-the-other-shipped": [
+        ACK,
+        item_step({"Sku": "TST-1", "Status": 3}, {"Sku": "TST-2", "Status": 2, "Quantity": 2}),
+        item_step({"Sku": "TST-1", "Status": 1}),
+        item_step({"Sku": "TST-1", "Status": 2, "TrackingInfo": "T2"}),
+    ],
+    "one-line-cancelled-the-other-shipped": [
+        ACK,
+        item_step(
+            {"Sku": "TST-1", "Status": 7}, {"Sku": "TST-2", "Status": 2, "TrackingInfo": "T"}
+        ),
+    ],
+    "not-available-then-cancelled": [order_step(5, Message="Discontinued"), order_step(7)],
+    "error-straight-away": [order_step(4, Message="Error: product not found")],
+    # Every order is acknowledged first, so these come after Ordered (CONTRACT.md section 6).
+    "ordered-then-not-available": [ACK, order_step(5)],
+    "ordered-then-error": [ACK, order_step(4, Message="x")],
+    "ordered-then-other": [ACK, order_step(8, Message="x")],
+    "back-ordered-then-shipped": [ACK, order_step(3), order_step(2, TrackingInfo="T1")],
+    "back-ordered-item-then-partly-shipped": [
+        ACK,
+        item_step({"Sku": "TST-1", "Status": 3}),
+        item_step({"Sku": "TST-1", "Status": 6, "Quantity": 1, "TrackingInfo": "T1"}),
+    ],
+    "other-straight-away": [order_step(8, Message="Held for address verification")],
+}
+
+
+def test_strict_mode_accepts_every_documented_path(make_simulator: MakeSimulator) -> None:
     sim = make_simulator(strict=True)
-    http, order_id, sku = strict_order(sim)
-    with http:
-        for tracking in ("A1,B2", "B2"):
-            body = {
-                "Id": order_id,
-                "ItemInformation": [{"Sku": sku, "Status": 2, "TrackingInfo": tracking}],
-            }
-            assert put(http, sim, order_id, "ItemStatusUpdate", body).status_code == 202
-    last = sim.state.updates(order_id)[-1]
-    assert last.verdict == "flagged"
-    assert last.problems == (f"item {sku} TrackingInfo drops A1 sent before",)
+    orders = {name: two_line_order(sim)[0] for name in GOOD_PATHS}
+
+    with client(sim) as http:
+        for name, steps in GOOD_PATHS.items():
+            send(sim, http, orders[name], steps)
+
+    for name, order_id in orders.items():
+        assert inspected(sim, order_id) == [("accepted", [])] * len(GOOD_PATHS[name]), name
+    shipped = sim.state.order(orders["shipped-in-parts-then-more-tracking"])
+    assert shipped["status"] == "Shipped"
+    assert [i["shipped_quantity"] for i in shipped["items"]] == [3, 2]
+    assert shipped["tracking_numbers"] == ["A1", "B2", "C3", "D4", "E5"]
+    assert sim.state.order(orders["one-line-cancelled-the-other-shipped"])["status"] == "Shipped"
+
+
+def test_an_item_update_moves_every_line_of_a_repeated_sku(make_simulator: MakeSimulator) -> None:
+    sim = make_simulator(strict=True, repeat_sku_rate=1.0)
+    order = sim.state.add_orders(1)[0]
+    sku = order.lines[-1].sku
+    repeated = [line for line in order.lines if line.sku == sku]
+    assert len(repeated) == 2
+    units = sum(line.quantity for line in repeated)
+
+    with client(sim) as http:
+        send(sim, http, order.order_id, [ACK])
+        if units > 1:
+            part = {"Sku": sku, "Status": 6, "Quantity": units - 1, "TrackingInfo": "P1"}
+            send(sim, http, order.order_id, [item_step(part)])
+        last = {"Sku": sku, "Status": 2, "Quantity": 1, "TrackingInfo": "P1,P2"}
+        send(sim, http, order.order_id, [item_step(last)])
+
+    assert {v for v, _ in inspected(sim, order.order_id)} == {"accepted"}
+    lines = [i for i in sim.state.order(order.order_id)["items"] if i["sku"] == sku]
+    assert [i["status"] for i in lines] == ["Shipped", "Shipped"]
+    assert [i["shipped_quantity"] for i in lines] == [line.quantity for line in repeated]
+    assert all(i["tracking_numbers"] == ["P1", "P2"] for i in lines)
 
 
 def test_strict_reject_answers_400_and_adds_no_entry(make_simulator: MakeSimulator) -> None:
     sim = make_simulator(strict=True, strict_reject=True)
-    http, order_id, _ = strict_order(sim)
-    with http:
+    order_id, _, _ = two_line_order(sim)
+    with client(sim) as http:
         assert (
             put(http, sim, order_id, "OrderStatusUpdate", {"Id": order_id, "Status": 7}).status_code
             == 202
@@ -704,64 +909,136 @@ def test_strict_reject_answers_400_and_adds_no_entry(make_simulator: MakeSimulat
 # ---- fault knobs ----------------------------------------------------------------------
 
 
-def test_every_fault_is_off_by_default(simulator: SimulatorServer) -> None:
-    assert Faults() == SimulatorConfig().faults
-    assert not any(
-        value
-        for name, value in Faults().as_dict().items()
-        if name
-        not in {
-            "seed",
-            "rate_limit_limit",
-            "rate_limit_window_seconds",
-            "retry_after_seconds",
-            "server_error_status",
-            "slow_seconds",
-        }
-    )
-    simulator.state.add_orders(120)
+def test_a_default_simulator_serving_hundreds_of_requests_injects_no_fault(
+    simulator: SimulatorServer,
+) -> None:
+    orders = simulator.state.add_orders(120)
+    urls = [feed_url(simulator)]
+    urls += [f"{feed_url(simulator)}/Pages({page})" for page in simulator.state.page_ids()]
+    statuses: list[int] = []
     with client(simulator) as http:
-        for _ in range(3):
-            pages = walk_back(http, feed_url(simulator))
-            for _, body, _root in pages:
+        for _ in range(60):
+            for url in urls:
+                response = http.get(url)
+                statuses.append(response.status_code)
+                assert response.headers["content-type"] == "application/atom+xml"
+                assert not any(
+                    h.startswith("x-ratelimit") or h == "retry-after" for h in response.headers
+                )
+                body = response.content
                 assert b'xmlns="http://www.w3.org/2005/Atom"' in body
                 assert b"https://www.w3.org/2001/XMLSchema-instance" not in body
                 assert b"gift-wrap" not in body
-            response = http.get(feed_url(simulator))
-            assert response.headers["content-type"] == "application/atom+xml"
-            assert not any(h.startswith("x-ratelimit") for h in response.headers)
+        for order in orders[:60]:
+            ack = {"Id": order.order_id, "Status": 1}
+            response = put(http, simulator, order.order_id, "OrderStatusUpdate", ack)
+            statuses.append(response.status_code)
         ids = all_entry_ids(http, simulator)
-    assert len(ids) == len(set(ids)) == 120
+
+    assert len(statuses) == 300 and set(statuses) == {200, 202}
+    assert len(ids) == len(set(ids)) == 180
     assert all(GUID.match(i.removeprefix("urn:uuid:")) for i in ids)
-    assert simulator.state.summary()["stats"] == {}
+    summary = httpx.get(simulator.control_url).json()
+    assert summary["stats"] == {}, "no fault of any kind fired"
+    assert summary["faults"] == Faults().as_dict()
 
 
-def test_rate_limiting_answers_429_with_retry_after_and_headers(
+def rate_headers(response: httpx.Response) -> tuple[int, int, int | None]:
+    """Remaining, ResetSeconds and Retry-After (None when absent) of a response."""
+    retry_after = response.headers.get("retry-after")
+    return (
+        int(response.headers["x-ratelimit-remaining"]),
+        int(response.headers["x-ratelimit-resetseconds"]),
+        None if retry_after is None else int(retry_after),
+    )
+
+
+def test_an_injected_429_spends_the_window_and_its_headers_say_so(
     make_simulator: MakeSimulator,
 ) -> None:
-    sim = make_simulator(faults=Faults(rate_limit_every=3, retry_after_seconds=2))
+    sim = make_simulator(faults=Faults(rate_limit_every=3, retry_after_seconds=1))
     with client(sim) as http:
-        responses = [http.get(feed_url(sim)) for _ in range(6)]
-    assert [r.status_code for r in responses] == [200, 200, 429, 200, 200, 429]
-    limited = responses[2]
-    assert limited.text == "rate limit exceeded"
-    assert limited.headers["content-type"].startswith("text/plain")
-    assert limited.headers["retry-after"] == "2"
-    assert limited.headers["x-ratelimit-remaining"] == "0"
+        responses = [http.get(feed_url(sim)) for _ in range(4)]
+        remaining, reset_seconds, retry_after = rate_headers(responses[3])
+        time.sleep(retry_after or 0)
+        after_the_wait = http.get(feed_url(sim))
+
+    assert [r.status_code for r in responses] == [200, 200, 429, 429]
+    for limited in responses[2:]:
+        assert limited.text == "rate limit exceeded"
+        assert limited.headers["content-type"].startswith("text/plain")
+        remaining, reset_seconds, retry_after = rate_headers(limited)
+        assert remaining == 0
+        assert retry_after == reset_seconds and 0 <= reset_seconds <= 1
+    assert [rate_headers(r)[0] for r in responses[:2]] == [999, 998]
+    assert all(rate_headers(r)[2] is None for r in responses[:2])
     for response in responses:
         assert response.headers["x-ratelimit-limit"] == "1000"
         assert re.fullmatch(
-            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.0000000Z", response.headers["x-ratelimit-reset"]
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z", response.headers["x-ratelimit-reset"]
         )
-        assert int(response.headers["x-ratelimit-resetseconds"]) >= 0
-    assert int(responses[1].headers["x-ratelimit-remaining"]) < int(
-        responses[0].headers["x-ratelimit-remaining"]
-    )
+    assert after_the_wait.status_code == 200
+    assert rate_headers(after_the_wait)[0] == 999, "a fresh window after the reset"
+    assert httpx.get(sim.control_url).json()["stats"]["rate_limited"] == 2
+
+
+def test_an_injected_429_with_no_wait_is_followed_by_a_fresh_window(
+    make_simulator: MakeSimulator,
+) -> None:
+    sim = make_simulator(faults=Faults(rate_limit_every=3, retry_after_seconds=0))
+    with client(sim) as http:
+        responses = [http.get(feed_url(sim)) for _ in range(6)]
+    assert [r.status_code for r in responses] == [200, 200, 429, 200, 200, 429]
+    assert [rate_headers(r) for r in responses] == [
+        (999, 2, None),
+        (998, 2, None),
+        (0, 0, 0),
+        (999, 2, None),
+        (998, 2, None),
+        (0, 0, 0),
+    ]
+
+
+def test_the_enforcing_mode_counts_requests_per_window(make_simulator: MakeSimulator) -> None:
+    faults = Faults(rate_limit_enforce=True, rate_limit_limit=3, rate_limit_window_seconds=2)
+    sim = make_simulator(faults=faults)
+    with client(sim) as http:
+        allowed = [http.get(feed_url(sim)) for _ in range(3)]
+        refused = [http.get(feed_url(sim)) for _ in range(2)]
+        _, reset_seconds, retry_after = rate_headers(refused[-1])
+        time.sleep(retry_after or 0)
+        next_window = http.get(feed_url(sim))
+
+    assert [r.status_code for r in allowed] == [200, 200, 200]
+    assert [rate_headers(r)[0] for r in allowed] == [2, 1, 0]
+    assert all(rate_headers(r)[2] is None for r in allowed)
+    for response in refused:
+        assert response.status_code == 429 and response.text == "rate limit exceeded"
+        remaining, reset_seconds, retry_after = rate_headers(response)
+        assert remaining == 0 and retry_after == reset_seconds and 1 <= reset_seconds <= 2
+        assert response.headers["x-ratelimit-limit"] == "3"
+    assert next_window.status_code == 200
+    assert rate_headers(next_window)[0] == 2
+    assert httpx.get(sim.control_url).json()["stats"] == {"rate_limited": 2}
+
+
+def test_rate_limit_headers_alone_never_refuse(make_simulator: MakeSimulator) -> None:
+    sim = make_simulator(faults=Faults(rate_limit_headers=True))
+    with client(sim) as http:
+        responses = [http.get(feed_url(sim)) for _ in range(12)]
+    assert {r.status_code for r in responses} == {200}
+    remaining = [rate_headers(r)[0] for r in responses]
+    assert remaining == list(range(999, 987, -1))
+    assert all(0 <= rate_headers(r)[1] <= 2 and rate_headers(r)[2] is None for r in responses)
+    assert httpx.get(sim.control_url).json()["stats"] == {}
 
 
 def test_random_faults_follow_the_seed(make_simulator: MakeSimulator) -> None:
     def statuses(seed: int) -> list[int]:
-        sim = make_simulator(faults=Faults(seed=seed, rate_limit_rate=0.3, server_error_rate=0.2))
+        faults = Faults(
+            seed=seed, rate_limit_rate=0.3, retry_after_seconds=0, server_error_rate=0.2
+        )
+        sim = make_simulator(faults=faults)
         with client(sim) as http:
             return [http.get(feed_url(sim)).status_code for _ in range(30)]
 
@@ -783,6 +1060,21 @@ def test_slow_responses_wait_when_on(make_simulator: MakeSimulator) -> None:
         started = time.perf_counter()
         assert http.get(feed_url(sim)).status_code == 200
     assert time.perf_counter() - started >= 0.3
+
+
+def test_connections_are_dropped_at_the_configured_rate(make_simulator: MakeSimulator) -> None:
+    sim = make_simulator(faults=Faults(drop_rate=0.4, seed=2))
+    sim.state.add_orders(10)
+    outcomes: list[int | str] = []
+    with client(sim) as http:
+        for _ in range(30):
+            try:
+                outcomes.append(http.get(feed_url(sim)).status_code)
+            except httpx.RemoteProtocolError:
+                outcomes.append("dropped")
+    dropped = outcomes.count("dropped")
+    assert 4 <= dropped <= 20 and outcomes.count(200) == 30 - dropped
+    assert httpx.get(sim.control_url).json()["stats"] == {"dropped": dropped}
 
 
 def test_a_dropped_connection_gives_the_client_a_protocol_error(

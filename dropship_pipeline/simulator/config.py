@@ -40,10 +40,17 @@ class Faults:
     Transport faults (decided per request to the Dropship endpoints; the token endpoint only
     when ``token_endpoint_faults`` is on, the ``/_simulator`` API never):
 
-    - ``rate_limit_every`` / ``rate_limit_rate``: answer 429 ``rate limit exceeded`` with
-      ``Retry-After: retry_after_seconds``. While either is on, or ``rate_limit_headers`` is,
-      every response carries the ``X-RateLimit-*`` headers of a ``rate_limit_limit`` per
-      ``rate_limit_window_seconds`` window.
+    - ``rate_limit_enforce``: count requests in windows of ``rate_limit_window_seconds``
+      and answer 429 ``rate limit exceeded`` to those beyond ``rate_limit_limit``, until the
+      window resets, as the real service does (API reference, section 8).
+    - ``rate_limit_every`` / ``rate_limit_rate``: a 429 at a chosen moment, standing for other
+      traffic of the same account using up the window: the window is spent then, and resets
+      ``retry_after_seconds`` later (0: at once); until it does, every request gets 429.
+    - While any of these is on, or ``rate_limit_headers`` is, every response carries the
+      ``X-RateLimit-*`` headers of the window. They agree with the 429s: a 429 shows
+      ``X-RateLimit-Remaining: 0``, and its ``Retry-After`` is the window's
+      ``X-RateLimit-ResetSeconds``. The window is short by default, so that a client waiting
+      for it costs a test no more than a couple of seconds.
     - ``server_error_every`` / ``server_error_rate``: answer ``server_error_status``.
     - ``slow_rate``: wait ``slow_seconds`` before answering.
     - ``drop_every`` / ``drop_rate``: send the headers and half of the body, then close the
@@ -65,11 +72,12 @@ class Faults:
     https_xsi_namespace: bool = False
     self_closing_empty: bool = False
 
+    rate_limit_enforce: bool = False
     rate_limit_every: int = 0
     rate_limit_rate: float = 0.0
     rate_limit_headers: bool = False
     rate_limit_limit: int = 1000
-    rate_limit_window_seconds: int = 60
+    rate_limit_window_seconds: int = 2
     retry_after_seconds: int = 1
     server_error_every: int = 0
     server_error_rate: float = 0.0
@@ -92,10 +100,21 @@ class Faults:
                 raise ValueError(f"Fault {knob.name} must be 0 (off) or a positive count.")
         if not 500 <= self.server_error_status <= 599:
             raise ValueError("Fault server_error_status must be a 5xx status code.")
+        if self.rate_limit_limit < 1 or self.rate_limit_window_seconds < 1:
+            raise ValueError(
+                "Faults rate_limit_limit and rate_limit_window_seconds must be at least 1."
+            )
+        if self.retry_after_seconds < 0:
+            raise ValueError("Fault retry_after_seconds cannot be negative.")
 
     @property
     def rate_limit_enabled(self) -> bool:
-        return bool(self.rate_limit_every or self.rate_limit_rate or self.rate_limit_headers)
+        return bool(
+            self.rate_limit_enforce
+            or self.rate_limit_every
+            or self.rate_limit_rate
+            or self.rate_limit_headers
+        )
 
     def changed(self, changes: Mapping[str, Any]) -> Faults:
         """A copy with ``changes`` applied; unknown knob names and wrong types raise ValueError."""
@@ -138,11 +157,16 @@ class SimulatorConfig:
     """How one simulated Dropship service is set up.
 
     ``client_id``/``client_secret`` and ``users`` are what the password grant accepts;
+    ``other_clients`` (client id to secret) are further clients the accounts service knows, so
+    that a refresh by a client other than the token's can be told from an unknown client;
     ``access_token``, when set, is a fixed bearer token accepted on every protected endpoint
-    (the ``DROPSHIP_ACCESS_TOKEN`` way in). ``strict`` records updates that leave the documented
-    lifecycle or drop a tracking number; ``strict_reject`` also answers them with 400.
+    (the ``DROPSHIP_ACCESS_TOKEN`` way in). ``strict`` flags updates that leave the documented
+    lifecycle (API reference, section 4.2), repeat a status, ship quantities that do not add up
+    or drop a tracking number, in the inspection API's ``verdict`` and ``problems``;
+    ``strict_reject`` also answers them with 400.
     ``public_url`` overrides the base URL written into feed links (default: the address the
-    server listens on).
+    server listens on). ``repeat_sku_rate`` is the share of generated orders that list a SKU on
+    two lines (see ``OrderGenerator``).
     """
 
     supplier_id: int = DEFAULT_SUPPLIER_ID
@@ -153,6 +177,7 @@ class SimulatorConfig:
     port: int = 0
     client_id: str = "simulator-client"
     client_secret: str = field(default="simulator-secret", repr=False)
+    other_clients: Mapping[str, str] = field(default_factory=dict, repr=False)
     users: Mapping[str, str] = field(
         default_factory=lambda: {"supplier@example.com": "simulator-password"}, repr=False
     )
@@ -163,6 +188,7 @@ class SimulatorConfig:
     strict_reject: bool = False
     initial_orders: int = 0
     order_rate: float = 0.0
+    repeat_sku_rate: float = 0.0
     faults: Faults = field(default_factory=Faults)
     public_url: str | None = None
 
@@ -173,6 +199,13 @@ class SimulatorConfig:
             raise ValueError("Token lifetimes cannot be negative.")
         if self.order_rate < 0:
             raise ValueError("order_rate is orders per second and cannot be negative.")
+        if not 0.0 <= self.repeat_sku_rate <= 1.0:
+            raise ValueError("repeat_sku_rate must be between 0 and 1.")
+
+    @property
+    def clients(self) -> dict[str, str]:
+        """Every client the accounts service knows, client id to secret."""
+        return {**self.other_clients, self.client_id: self.client_secret}
 
     @property
     def supplier_ids(self) -> tuple[int, ...]:

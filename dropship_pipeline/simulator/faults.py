@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -40,26 +41,47 @@ def quiet_deliberate_drops() -> None:
 
 
 class _Window:
-    """The fixed rate-limit window the ``X-RateLimit-*`` headers describe."""
+    """The rate-limit window that the ``X-RateLimit-*`` headers describe and the 429s obey.
+
+    A window opens with the first request after the previous one reset and lasts
+    ``rate_limit_window_seconds``. Every request counts against it. With
+    ``rate_limit_enforce`` the requests beyond ``rate_limit_limit`` get 429 until it resets; an
+    injected 429 spends it at once and moves its reset to ``retry_after_seconds`` from then.
+    """
 
     def __init__(self) -> None:
-        self.start = 0.0
+        self.reset_at = 0.0
         self.used = 0
+        self.spent = False
 
-    def headers(self, faults: Faults, now: float, *, exhausted: bool) -> list[tuple[bytes, bytes]]:
-        length = max(1, faults.rate_limit_window_seconds)
-        if now >= self.start + length:
-            self.start, self.used = now - (now % length), 0
+    def admit(
+        self, faults: Faults, now: float, *, injected: bool
+    ) -> tuple[bool, list[tuple[bytes, bytes]]]:
+        """Count one request; return whether it is refused, and the headers of its answer."""
+        if now >= self.reset_at:
+            self.reset_at = now + faults.rate_limit_window_seconds
+            self.used = 0
+            self.spent = False
         self.used += 1
-        reset = self.start + length
-        remaining = 0 if exhausted else max(0, faults.rate_limit_limit - self.used)
-        stamp = datetime.fromtimestamp(reset, UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
-        return [
+        if injected and not self.spent:
+            self.spent = True
+            self.reset_at = now + faults.retry_after_seconds
+        refused = self.spent or (faults.rate_limit_enforce and self.used > faults.rate_limit_limit)
+
+        remaining = 0 if refused else max(0, faults.rate_limit_limit - self.used)
+        # Rounded up, so that a client waiting this long always finds the window reset.
+        reset_seconds = str(max(0, math.ceil(self.reset_at - now))).encode()
+        reset = datetime.fromtimestamp(self.reset_at, UTC)
+        stamp = f"{reset:%Y-%m-%dT%H:%M:%S}.{reset.microsecond:06d}0Z"
+        headers = [
             (b"x-ratelimit-limit", str(faults.rate_limit_limit).encode()),
             (b"x-ratelimit-remaining", str(remaining).encode()),
             (b"x-ratelimit-reset", stamp.encode()),
-            (b"x-ratelimit-resetseconds", str(max(0, round(reset - now))).encode()),
+            (b"x-ratelimit-resetseconds", reset_seconds),
         ]
+        if refused:
+            headers.insert(0, (b"retry-after", reset_seconds))
+        return refused, headers
 
 
 class FaultInjector:
@@ -86,8 +108,7 @@ class FaultInjector:
         extra = plan["headers"]
         if plan["rate_limited"]:
             self.state.count("rate_limited")
-            headers = [(b"retry-after", str(faults.retry_after_seconds).encode()), *extra]
-            await _respond(send, 429, b"text/plain; charset=utf-8", RATE_LIMITED_BODY, headers)
+            await _respond(send, 429, b"text/plain; charset=utf-8", RATE_LIMITED_BODY, extra)
             return
         if plan["server_error"]:
             self.state.count("server_errors")
@@ -128,12 +149,12 @@ class FaultInjector:
                 "rate_limited": fires(faults.rate_limit_every, faults.rate_limit_rate),
                 "server_error": fires(faults.server_error_every, faults.server_error_rate),
                 "drop": fires(faults.drop_every, faults.drop_rate),
+                "headers": [],
             }
-            plan["headers"] = (
-                self._window.headers(faults, time.time(), exhausted=plan["rate_limited"])
-                if faults.rate_limit_enabled
-                else []
-            )
+            if faults.rate_limit_enabled:
+                plan["rate_limited"], plan["headers"] = self._window.admit(
+                    faults, time.time(), injected=plan["rate_limited"]
+                )
             return plan
 
 

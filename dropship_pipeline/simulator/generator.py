@@ -216,6 +216,10 @@ _RETAILERS = (
 )
 _SHIPPING_METHODS = ("350", "1716", "101", "123", "0042")
 _QUANTITIES = (1, 1, 1, 1, 2, 2, 3, 5, 10)
+# The CRM AddressType names (API reference, section 5.3) of customer addresses, with cumulative
+# shares: most are homes; None is the CRM's own name for "no type", not a nil.
+_ADDRESS_TYPES = ("Home", "Shipping", "Office", "Other", "None")
+_ADDRESS_TYPE_CUMULATIVE = (0.7, 0.84, 0.94, 0.98)
 # Most dropship orders have one line; some have up to five (cumulative shares of 1..4).
 _LINE_COUNT_CUMULATIVE = (0.5, 0.75, 0.87, 0.95)
 
@@ -235,14 +239,24 @@ class OrderGenerator:
     """Makes orders for one or more suppliers from a seeded random generator.
 
     The same seed gives the same orders in the same sequence. Not thread-safe by itself: the
-    simulator's state calls it under its lock.
+    simulator's state calls it under its lock. ``repeat_sku_rate`` is the chance that an order
+    lists one of its SKUs on a second line as well (a clerk adding more of an item as a new
+    line), which is rare in practice and off by default.
     """
 
     def __init__(
-        self, seed: int = 0, *, catalog_size: int = 300, customer_pool: int = 5000
+        self,
+        seed: int = 0,
+        *,
+        catalog_size: int = 300,
+        customer_pool: int = 5000,
+        repeat_sku_rate: float = 0.0,
     ) -> None:
         if catalog_size < 25:
             raise ValueError("The catalog needs at least 25 products.")
+        if not 0.0 <= repeat_sku_rate <= 1.0:
+            raise ValueError(f"repeat_sku_rate must be between 0 and 1, not {repeat_sku_rate!r}.")
+        self._repeat_sku_rate = repeat_sku_rate
         self._rng = random.Random(seed)
         self._catalog = [self._product(n) for n in range(catalog_size)]
         self._stores = [
@@ -275,10 +289,11 @@ class OrderGenerator:
         first = int(roll() * catalog_size)
         # Consecutive catalog positions keep the SKUs of an order distinct without sampling.
         step = 1 + int(roll() * (catalog_size // 5 - 1))
-        lines = tuple(
-            self._line((first + n * step) % catalog_size, _pick(_QUANTITIES, roll()))
-            for n in range(count)
-        )
+        positions = [(first + n * step) % catalog_size for n in range(count)]
+        # Drawn only when the knob is on, so that the default orders stay what they were.
+        if self._repeat_sku_rate and roll() < self._repeat_sku_rate:
+            positions.append(_pick(positions, roll()))
+        lines = tuple(self._line(position, _pick(_QUANTITIES, roll())) for position in positions)
         self._printable += 1 + int(roll() * 9)
         printable = str(self._printable)
         if roll() < 0.05:
@@ -458,7 +473,7 @@ class OrderGenerator:
             region_code=region_code,
             street_address_1=self._street(),
             street_address_2=rng.choice(_UNITS) if rng.random() < 0.25 else None,
-            type="Home",
+            type=_ADDRESS_TYPES[bisect.bisect(_ADDRESS_TYPE_CUMULATIVE, rng.random())],
         )
 
 

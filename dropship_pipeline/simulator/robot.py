@@ -10,8 +10,10 @@ pipeline uses, so it runs against a local folder and an SFTP server alike::
 Each :meth:`WarehouseRobot.run_once` reads the order files it has not handled yet (CONTRACT.md
 section 4), decides a fate for every new order, and writes the confirmation rows that are due
 now (section 5): full shipments, partial shipments spread over several runs, back-orders that
-ship in a later run, cancellations, and, at :attr:`RobotMix.bad_row_rate`, rows the pipeline must
-reject. The CSV and the XLSX file of one batch carry the same orders; each order is handled once.
+ship in a later run, cancellations, and, when the mix asks for them, items no longer available,
+errors and statuses of the warehouse's own (Other, with a message); at
+:attr:`RobotMix.bad_row_rate` it adds rows the pipeline must reject. The CSV and the XLSX file
+of one batch carry the same orders; each order is handled once.
 
 Everything is decided from the seed: an order's fate and tracking numbers from the seed and its
 order id, the bad rows and file formats of a run from the seed and the run number. With a fixed
@@ -25,6 +27,7 @@ is the ground truth the tests compare the pipeline's tables with.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -137,9 +140,15 @@ BadKind = Literal[
     "other_without_message",
     "malformed_tracking",
     "misspelled_status",
+    "backwards_status",
 ]
 BAD_KINDS: tuple[BadKind, ...] = get_args(BadKind)
-"""Every kind of bad row the robot can write; each one the pipeline must reject alone."""
+"""Every kind of bad row the robot can write; each one the pipeline must reject alone.
+
+``backwards_status`` is an Ordered or BackOrdered row for an order or line that has already
+shipped or been cancelled: in an earlier confirmation file when there is one, else earlier in
+the same file.
+"""
 
 _CANCEL_MESSAGES = (
     "Customer cancelled",
@@ -147,6 +156,19 @@ _CANCEL_MESSAGES = (
     "Out of stock, no restock date",
 )
 _BACKORDER_MESSAGES = ("Awaiting stock", "Expected in about two weeks", "")
+_NOT_AVAILABLE_MESSAGES = (
+    "Discontinued by the manufacturer",
+    "No longer available from our supplier",
+    "Recalled, no replacement",
+)
+_OTHER_MESSAGES = (
+    "Held for address verification",
+    "Waiting for the customer at the carrier's depot",
+    "Handed to a local courier",
+)
+# Statuses that end an order or line: a row moving it back to Ordered is backwards.
+_FINAL_STATUSES = (OrderStatus.Shipped.name, OrderStatus.Cancelled.name)
+_BACKWARDS_STATUSES = (OrderStatus.Ordered, OrderStatus.BackOrdered)
 
 _STATE_VERSION = 1
 _UPPER_ALNUM = string.ascii_uppercase + string.digits
@@ -154,7 +176,7 @@ _ORDER_FILE = re.compile(r"orders_.+\.(csv|xlsx)", re.IGNORECASE)
 _CORE_MODIFIED = re.compile(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
-Fate = Literal["full", "partial", "backorder", "cancel"]
+Fate = Literal["full", "partial", "backorder", "cancel", "not_available", "error", "other"]
 _FATES: tuple[Fate, ...] = get_args(Fate)
 
 
@@ -165,16 +187,30 @@ _FATES: tuple[Fate, ...] = get_args(Fate)
 class RobotMix:
     """How the robot treats orders, and how its files look. Rates are between 0 and 1.
 
-    An order's fate is drawn from ``full``, ``partial``, ``backorder`` and ``cancel`` as
-    relative weights. An order that cannot be shipped in part (a single unit, or lines without
-    SKU or quantity) is shipped in full instead; one that cannot lose a single line (only one
-    SKU) is cancelled whole.
+    An order's fate is drawn from ``full``, ``partial``, ``backorder``, ``cancel``,
+    ``not_available``, ``error`` and ``other`` as relative weights. An order that cannot be
+    shipped in part (a single unit, or lines without SKU or quantity) is shipped in full
+    instead; one that cannot lose a single line (only one SKU) is cancelled whole.
+
+    - ``not_available``: a line (at ``line_cancel_rate``, the rest shipping) or the whole order
+      is NotAvailable with a reason, and cancelled ``backorder_delay`` runs later.
+    - ``error``: a line (at ``line_cancel_rate``, the rest shipping) or the whole order is set
+      to Error, with a message naming the problem.
+    - ``other``: the whole order gets Other with the warehouse's own label as its message.
+
+    The last three are off by default: the pipeline acknowledges every order as Ordered first,
+    and the documented lifecycle has no edge from Ordered to any of them (API reference,
+    section 4.2), so a strict simulator flags them. Turn them on to see how the pipeline
+    handles such confirmations.
     """
 
     full: float = 0.55
     partial: float = 0.2
     backorder: float = 0.1
     cancel: float = 0.15
+    not_available: float = 0.0
+    error: float = 0.0
+    other: float = 0.0
     bad_row_rate: float = 0.0
     """Chance that a deliberately bad row follows each good row; off by default."""
     bad_kinds: tuple[BadKind, ...] = BAD_KINDS
@@ -182,6 +218,11 @@ class RobotMix:
     """Chance that a confirmation file is XLSX rather than CSV."""
     whole_order_rate: float = 0.5
     """Chance that a full shipment is one whole-order row rather than a row per SKU."""
+    multi_tracking_rate: float = 0.1
+    """Chance that a shipment leaves in two or three parcels, its rows listing every parcel's
+    tracking number, comma-separated."""
+    numeric_status_rate: float = 0.1
+    """Chance that a file writes statuses as their numbers (``2``) rather than names."""
     line_cancel_rate: float = 0.4
     """Chance that a cancellation drops one line (and ships the rest) rather than the order."""
     header_variant_rate: float = 0.3
@@ -201,9 +242,14 @@ class RobotMix:
             "partial": self.partial,
             "backorder": self.backorder,
             "cancel": self.cancel,
+            "not_available": self.not_available,
+            "error": self.error,
+            "other": self.other,
             "bad_row_rate": self.bad_row_rate,
             "xlsx_rate": self.xlsx_rate,
             "whole_order_rate": self.whole_order_rate,
+            "multi_tracking_rate": self.multi_tracking_rate,
+            "numeric_status_rate": self.numeric_status_rate,
             "line_cancel_rate": self.line_cancel_rate,
             "header_variant_rate": self.header_variant_rate,
             "semicolon_rate": self.semicolon_rate,
@@ -212,7 +258,7 @@ class RobotMix:
         for name, rate in rates.items():
             if not 0 <= rate <= 1:
                 raise ValueError(f"RobotMix.{name} must be between 0 and 1, got {rate!r}.")
-        if self.full + self.partial + self.backorder + self.cancel <= 0:
+        if sum(self.fate_weights) <= 0:
             raise ValueError("RobotMix needs a positive rate for at least one fate.")
         if not self.carriers or any(not carrier for carrier in self.carriers):
             raise ValueError("RobotMix.carriers must name at least one carrier.")
@@ -223,6 +269,19 @@ class RobotMix:
             raise ValueError("RobotMix.max_partial_shipments must be at least 2.")
         if self.backorder_delay < 1 or self.rows_per_file < 1:
             raise ValueError("RobotMix.backorder_delay and rows_per_file must be at least 1.")
+
+    @property
+    def fate_weights(self) -> tuple[float, ...]:
+        """The weights of the fates, in the order of ``Fate``."""
+        return (
+            self.full,
+            self.partial,
+            self.backorder,
+            self.cancel,
+            self.not_available,
+            self.error,
+            self.other,
+        )
 
 
 def tracking_number(carrier: str, rng: random.Random) -> str:
@@ -257,11 +316,14 @@ class RowCounts:
     partial: int = 0
     backordered: int = 0
     cancelled: int = 0
+    not_available: int = 0
+    error: int = 0
+    other: int = 0
     bad: int = 0
 
     @property
     def total(self) -> int:
-        return self.shipped + self.partial + self.backordered + self.cancelled + self.bad
+        return sum(getattr(self, column.name) for column in dataclasses.fields(self))
 
 
 @dataclass(frozen=True)
@@ -284,17 +346,19 @@ class ExpectedItem:
     shipped: int
     status: OrderStatus
     tracking_numbers: tuple[str, ...]
-    """Tracking numbers of the item rows for this SKU, first issued first."""
+    """Tracking numbers of the item rows for this SKU, first issued first; a row listing
+    several counts each of them."""
 
 
 @dataclass(frozen=True)
 class ExpectedOrder:
     """Where an order should stand once the pipeline applied every good row written so far.
 
-    ``status`` is the robot's reading of its items: Cancelled when all are, Shipped when every
-    item is shipped or cancelled, PartiallyShipped when some units shipped, BackOrdered when an
-    item waits for stock, else Ordered; a whole-order row sets it directly. ``tracking_numbers``
-    holds every number issued for the order, item rows and whole-order rows alike.
+    ``status`` is the robot's reading of its items: their status when they all share one,
+    Shipped when every item is shipped or cancelled, PartiallyShipped when some units shipped,
+    BackOrdered when an item waits for stock, else Ordered; a whole-order row sets it directly.
+    ``tracking_numbers`` holds every number issued for the order, item rows and whole-order rows
+    alike.
     """
 
     order_id: str
@@ -378,14 +442,17 @@ class WarehouseRobot:
 
         blocks = self._due_blocks(run)
         rng = random.Random(f"{self.seed}:run:{run}")
+        # Before this run's rows are settled: what earlier files shipped or cancelled.
+        settled = self._settled_targets()
         with_bad = [
-            (order_id, self._add_bad_rows(order_id, rows, rng)) for order_id, rows in blocks
+            (order_id, self._add_bad_rows(order_id, rows, rng, settled))
+            for order_id, rows in blocks
         ]
 
         when = self._clock()
         written: list[str] = []
         bad_rows: list[BadRow] = []
-        counts = dict.fromkeys(("shipped", "partial", "backordered", "cancelled", "bad"), 0)
+        counts = {knob.name: 0 for knob in dataclasses.fields(RowCounts)}
         if with_bad:
             self.drop.make_folder(self.confirmations_dir)
         for file_blocks in _pack(with_bad, self.mix.rows_per_file):
@@ -512,7 +579,27 @@ class WarehouseRobot:
 
     # -- bad rows -------------------------------------------------------------------------
 
-    def _add_bad_rows(self, order_id: str, rows: list[_Row], rng: random.Random) -> list[_Row]:
+    def _settled_targets(self) -> list[tuple[str, str]]:
+        """Orders (SKU ``""``) and lines whose ground truth is shipped or cancelled."""
+        targets: list[tuple[str, str]] = []
+        for order_id, order in self._state["orders"].items():
+            truth = order["truth"]
+            if truth["status"] in _FINAL_STATUSES:
+                targets.append((order_id, ""))
+            targets.extend(
+                (order_id, sku)
+                for sku, item in truth["items"].items()
+                if item["status"] in _FINAL_STATUSES
+            )
+        return targets
+
+    def _add_bad_rows(
+        self,
+        order_id: str,
+        rows: list[_Row],
+        rng: random.Random,
+        settled: Sequence[tuple[str, str]],
+    ) -> list[_Row]:
         if self.mix.bad_row_rate <= 0:
             return rows
         items = self._state["orders"][order_id]["truth"]["items"]
@@ -524,9 +611,34 @@ class WarehouseRobot:
         mixed: list[_Row] = []
         for row in rows:
             mixed.append(row)
-            if kinds and rng.random() < self.mix.bad_row_rate:
-                mixed.append(self._bad_row(rng.choice(kinds), order_id, items, rng))
+            # A backwards row needs something already final: in an earlier file, or this row.
+            target = rng.choice(settled) if settled else None
+            if target is None and row["status"] in _FINAL_STATUSES:
+                target = (row["order_id"], row["sku"])
+            eligible = [k for k in kinds if k != "backwards_status" or target is not None]
+            if eligible and rng.random() < self.mix.bad_row_rate:
+                kind = rng.choice(eligible)
+                if kind == "backwards_status":
+                    assert target is not None
+                    mixed.append(self._backwards_row(*target, rng))
+                else:
+                    mixed.append(self._bad_row(kind, order_id, items, rng))
         return mixed
+
+    @staticmethod
+    def _backwards_row(order_id: str, sku: str, rng: random.Random) -> _Row:
+        status = rng.choice(_BACKWARDS_STATUSES)
+        return {
+            "order_id": order_id,
+            "sku": sku,
+            "status": status.name,
+            "quantity": None,
+            "tracking_number": "",
+            "shipping_provider": "",
+            "info": "",
+            "message": "Awaiting stock" if status is OrderStatus.BackOrdered else "",
+            "bad": "backwards_status",
+        }
 
     def _bad_row(
         self, kind: BadKind, order_id: str, items: Mapping[str, Any], rng: random.Random
@@ -569,6 +681,8 @@ class WarehouseRobot:
     ) -> tuple[str, list[BadRow]]:
         rows = [row for _, block in blocks for row in block]
         xlsx = rng.random() < self.mix.xlsx_rate
+        if self.mix.numeric_status_rate and rng.random() < self.mix.numeric_status_rate:
+            rows = [{**row, "status": _status_number(row["status"])} for row in rows]
         if rng.random() < self.mix.header_variant_rate:
             headers = [rng.choice(_HEADER_SPELLINGS[column]) for column in CONFIRMATION_COLUMNS]
         else:
@@ -679,8 +793,7 @@ class _OrderPlanner:
 
     def plan(self) -> tuple[Fate, list[_Step]]:
         mix, rng = self.mix, self.rng
-        weights = [mix.full, mix.partial, mix.backorder, mix.cancel]
-        fate: Fate = rng.choices(_FATES, weights=weights)[0]
+        fate: Fate = rng.choices(_FATES, weights=mix.fate_weights)[0]
         if fate == "partial" and (not self.itemisable or self.units < 2):
             fate = "full"
         self.carrier = rng.choice(mix.carriers)
@@ -691,6 +804,13 @@ class _OrderPlanner:
             return fate, self._partial()
         if fate == "backorder":
             return fate, self._backorder()
+        if fate == "not_available":
+            return fate, self._not_available()
+        if fate == "error":
+            return fate, self._error()
+        if fate == "other":
+            message = rng.choice(_OTHER_MESSAGES)
+            return fate, [(0, [self._row("", OrderStatus.Other, message=message)])]
         return fate, self._cancel()
 
     def _full(self) -> list[_Step]:
@@ -738,6 +858,37 @@ class _OrderPlanner:
             first += self._shipped_items(in_stock)
         return [(0, first), (later, self._shipped_items(waiting_skus))]
 
+    def _one_line(self) -> str | None:
+        """A line to single out (the rest ship), or None to treat the whole order alike."""
+        if (
+            not self.itemisable
+            or len(self.ordered) < 2
+            or self.rng.random() >= self.mix.line_cancel_rate
+        ):
+            return None
+        return self.rng.choice(list(self.ordered))
+
+    def _not_available(self) -> list[_Step]:
+        """NotAvailable now, cancelled later: the diagram's "Items not available" path."""
+        message = self.rng.choice(_NOT_AVAILABLE_MESSAGES)
+        later = self.mix.backorder_delay
+        line = self._one_line()
+        if line is None:
+            gone = self._row("", OrderStatus.NotAvailable, message=message)
+            return [(0, [gone]), (later, [self._row("", OrderStatus.Cancelled, message=message)])]
+        rows = [self._row(line, OrderStatus.NotAvailable, message=message)]
+        rows += self._shipped_items(sku for sku in self.ordered if sku != line)
+        return [(0, rows), (later, [self._row(line, OrderStatus.Cancelled, message=message)])]
+
+    def _error(self) -> list[_Step]:
+        line = self._one_line()
+        if line is None:
+            message = "Error: the order could not be processed by the warehouse"
+            return [(0, [self._row("", OrderStatus.Error, message=message)])]
+        rows = [self._row(line, OrderStatus.Error, message=f"Error: product {line} not found")]
+        rows += self._shipped_items(sku for sku in self.ordered if sku != line)
+        return [(0, rows)]
+
     def _cancel(self) -> list[_Step]:
         message = self.rng.choice(_CANCEL_MESSAGES)
         if (
@@ -753,14 +904,22 @@ class _OrderPlanner:
         return [(0, rows)]
 
     def _shipment(self) -> tuple[str, str]:
-        """A fresh tracking number for this order, and sometimes the carrier's tracking link."""
-        number = tracking_number(self.carrier, self.rng)
-        while number in self._issued:
-            number = tracking_number(self.carrier, self.rng)
-        self._issued.add(number)
+        """Fresh tracking numbers for one shipment (several, comma-separated, when it leaves
+        in several parcels), and sometimes the carrier's tracking link for the first."""
+        rng = self.rng
+        parcels = 1
+        if self.mix.multi_tracking_rate and rng.random() < self.mix.multi_tracking_rate:
+            parcels = rng.randint(2, 3)
+        numbers = []
+        for _ in range(parcels):
+            number = tracking_number(self.carrier, rng)
+            while number in self._issued:
+                number = tracking_number(self.carrier, rng)
+            self._issued.add(number)
+            numbers.append(number)
         site = _TRACKING_SITES.get(self.carrier)
-        info = site + number if site and self.rng.random() < 0.5 else ""
-        return number, info
+        info = site + numbers[0] if site and rng.random() < 0.5 else ""
+        return ",".join(numbers), info
 
     def _shipped_whole(self) -> _Row:
         return self._row("", OrderStatus.Shipped, tracking=self._shipment())
@@ -807,15 +966,25 @@ _KIND_OF_STATUS = {
     OrderStatus.PartiallyShipped.name: "partial",
     OrderStatus.BackOrdered.name: "backordered",
     OrderStatus.Cancelled.name: "cancelled",
+    OrderStatus.NotAvailable.name: "not_available",
+    OrderStatus.Error.name: "error",
+    OrderStatus.Other.name: "other",
 }
+
+
+def _status_number(status: str) -> str:
+    """A status name as its number; a name that is no status (a bad row's typo) stays."""
+    member = OrderStatus.__members__.get(status)
+    return status if member is None else str(int(member))
 
 
 def _apply(truth: dict[str, Any], row: _Row) -> None:
     """Move the ground truth on by one good row, as the pipeline should."""
     status = row["status"]
-    number = row["tracking_number"]
-    if number and number not in truth["tracking"]:
-        truth["tracking"].append(number)
+    numbers = [number for number in row["tracking_number"].split(",") if number]
+    for number in numbers:
+        if number not in truth["tracking"]:
+            truth["tracking"].append(number)
 
     items = truth["items"]
     if not row["sku"]:
@@ -827,8 +996,9 @@ def _apply(truth: dict[str, Any], row: _Row) -> None:
         return
 
     item = items[row["sku"]]
-    if number and number not in item["tracking"]:
-        item["tracking"].append(number)
+    for number in numbers:
+        if number not in item["tracking"]:
+            item["tracking"].append(number)
     if status in (OrderStatus.Shipped.name, OrderStatus.PartiallyShipped.name):
         quantity = row["quantity"]
         item["shipped"] += item["ordered"] - item["shipped"] if quantity is None else quantity
@@ -840,8 +1010,8 @@ def _apply(truth: dict[str, Any], row: _Row) -> None:
 
 
 def _order_status(statuses: list[str], items: Mapping[str, Any]) -> OrderStatus:
-    if all(status == OrderStatus.Cancelled.name for status in statuses):
-        return OrderStatus.Cancelled
+    if len(set(statuses)) == 1:
+        return OrderStatus[statuses[0]]
     if all(status in (OrderStatus.Shipped.name, OrderStatus.Cancelled.name) for status in statuses):
         return OrderStatus.Shipped
     if any(item["shipped"] for item in items.values()):
@@ -982,9 +1152,11 @@ def _render_xlsx(headers: Sequence[str], rows: Sequence[_Row], when: datetime) -
 
     sheet.append(list(headers))
     for row in rows:
-        values = _cells(row)
-        values[3] = row["quantity"]  # a number cell
-        sheet.append([cell(value if value != "" else None) for value in values])
+        values: list[str | int | None] = [value if value != "" else None for value in _cells(row)]
+        if row["status"].isdigit():
+            values[2] = int(row["status"])  # a number cell, as a spreadsheet would keep it
+        values[3] = row["quantity"]
+        sheet.append([cell(value) for value in values])
 
     workbook.properties.created = when.astimezone(UTC).replace(tzinfo=None)
     buffer = io.BytesIO()

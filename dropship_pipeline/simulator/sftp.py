@@ -1,8 +1,9 @@
 """An SFTP server that runs inside this process, for the demo and the fast tests.
 
 It is asyncssh's SFTP server, chrooted to one folder, on its own event loop in a background
-thread. On start it makes a fresh host key and writes it to a known-hosts file, so the pipeline
-can trust exactly this server without turning host-key checking off::
+thread. On start it makes a fresh host key and adds it to a known-hosts file (replacing only an
+older line for the same host and port), so the pipeline can trust exactly this server without
+turning host-key checking off::
 
     with EmbeddedSftpServer(root, username="erp", password="secret") as server:
         settings = dataclasses.replace(
@@ -18,7 +19,12 @@ records every login attempt, so tests can prove that no credential was sent.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import logging
+import os
+import secrets
 import shutil
 import tempfile
 import threading
@@ -263,12 +269,53 @@ class EmbeddedSftpServer:
             await conn.wait_closed()
 
     def _write_known_hosts(self) -> None:
+        """Add this server's line to the known-hosts file, replacing an older one for the same
+        host and port; every other line of a file the caller passed is kept as it was."""
         assert self.host_key is not None
         if self._known_hosts_path is None:
             self._private_dir = Path(tempfile.mkdtemp(prefix="embedded-sftp-"))
             self._known_hosts_path = self._private_dir / "known_hosts"
+        path = self._known_hosts_path
         public = self.host_key.export_public_key().decode("ascii").split()
-        self._known_hosts_path.write_text(f"{self.host_name} {public[0]} {public[1]}\n")
+
+        kept: list[str] = []
+        if path.exists():
+            kept = [
+                line
+                for line in path.read_text(encoding="utf-8").splitlines()
+                if not _names_host(line, self.host_name)
+            ]
+        kept.append(f"{self.host_name} {public[0]} {public[1]}")
+
+        # Written beside it and renamed, so a crash cannot leave the caller's file half-written.
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        temporary.write_text("\n".join(kept) + "\n", encoding="utf-8")
+        if path.exists():
+            shutil.copymode(path, temporary)
+        os.replace(temporary, path)
+
+
+def _names_host(line: str, host_name: str) -> bool:
+    """Whether a known-hosts line is for ``host_name``, in plain or hashed (``|1|``) form.
+
+    Marked lines (``@cert-authority``, ``@revoked``) and comments are never taken for it.
+    """
+    fields = line.split()
+    if not fields or fields[0].startswith(("#", "@")):
+        return False
+    for pattern in fields[0].split(","):
+        if pattern.startswith("|1|"):
+            salt, _, digest = pattern[3:].partition("|")
+            try:
+                key, expected = base64.b64decode(salt), base64.b64decode(digest)
+            except ValueError:
+                continue
+            actual = hmac.new(key, host_name.encode(), hashlib.sha1).digest()
+            if hmac.compare_digest(actual, expected):
+                return True
+        elif pattern == host_name:
+            return True
+    return False
 
 
 class _Server(asyncssh.SSHServer):
@@ -295,7 +342,12 @@ class _Server(asyncssh.SSHServer):
 
     def validate_password(self, username: str, password: str) -> bool:
         self._state.auth_attempts.append(AuthAttempt(username, "password"))
-        return username == self._state.username and password == self._state.password
+        expected = self._state.password
+        return (
+            expected is not None
+            and secrets.compare_digest(username.encode(), self._state.username.encode())
+            and secrets.compare_digest(password.encode(), expected.encode())
+        )
 
     def public_key_auth_supported(self) -> bool:
         return self._state.authorized_key is not None

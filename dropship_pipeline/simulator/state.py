@@ -32,10 +32,10 @@ from dropship_pipeline.simulator.updates import (
     OrderUpdate,
     StatusFields,
     dropped_numbers,
+    lifecycle_problem,
     read_items_update,
     read_order_update,
     tracking_numbers,
-    transition_allowed,
 )
 
 EventKind = Literal["order-created", "order-status-updated"]
@@ -84,8 +84,32 @@ class OrderState:
     created_entry_ids: list[str] = field(default_factory=list)
     update_count: int = 0
 
-    def item(self, sku: str) -> ItemState:
-        return next(item for item in self.items if item.line.sku == sku)
+    def lines_of(self, sku: str) -> list[ItemState]:
+        """The order's lines with this SKU: one, or several when the order repeats a SKU.
+
+        An ItemStatusUpdate names a SKU, so the lines that share one move together: they share
+        a status and tracking numbers, and their quantities count as one item's.
+        """
+        return [item for item in self.items if item.line.sku == sku]
+
+
+@dataclass(slots=True)
+class _ItemView:
+    """One SKU's standing while the strict checks walk through an update."""
+
+    status: OrderStatus
+    ordered: int
+    shipped: int
+    tracking: list[str]
+
+    @classmethod
+    def of(cls, lines: list[ItemState]) -> _ItemView:
+        return cls(
+            status=lines[0].status,
+            ordered=sum(item.line.quantity for item in lines),
+            shipped=sum(item.shipped_quantity for item in lines),
+            tracking=list(lines[0].tracking_numbers),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +169,7 @@ class SimulatorState:
         # Events get their own generator, apart from the orders', so that turning a delivery
         # fault on does not change which orders are generated.
         self._rng = random.Random(config.seed * 7919 + 17)
-        self._generator = OrderGenerator(config.seed)
+        self._generator = OrderGenerator(config.seed, repeat_sku_rate=config.repeat_sku_rate)
         self._renderer = render.OrderCreatedRenderer()
         self._stamp_cache: tuple[int, str] = (-1, "")
         self._last_stamp = ""
@@ -387,8 +411,8 @@ class SimulatorState:
                 body: object = json.loads(raw_body)
             except (ValueError, UnicodeDecodeError):
                 text = raw_body.decode("utf-8", "replace")
-                problems = {"": ["the body is not JSON"]}
-                return self._refuse(kind, supplier_id, order_id, text, "invalid", problems)
+                not_json = {"": ["the body is not JSON"]}
+                return self._refuse(kind, supplier_id, order_id, text, "invalid", not_json)
 
             feed = self._suppliers[supplier_id]
             state = feed.orders.get(order_id.lower())
@@ -476,45 +500,98 @@ class SimulatorState:
     def _lifecycle_problems(
         self, state: OrderState, update: OrderUpdate | ItemsUpdate
     ) -> list[str]:
-        problems: list[str] = []
+        """What strict mode holds against an update; empty when it follows the lifecycle."""
         if isinstance(update, OrderUpdate):
-            new = update.fields.status
-            if not transition_allowed(state.status, new):
-                problems.append(f"order {state.status.name} -> {new.name} leaves the lifecycle")
-            for item in state.items:
-                if item.status != state.status and not transition_allowed(item.status, new):
-                    move = f"{item.status.name} -> {new.name}"
-                    problems.append(f"item {item.line.sku} {move} leaves the lifecycle")
-            earlier = list(state.tracking_numbers)
-            for item in state.items:
-                _merge(earlier, item.tracking_numbers)
-            lost = dropped_numbers(earlier, update.fields.tracking_info)
-            if lost:
-                problems.append(f"order TrackingInfo drops {', '.join(lost)} sent before")
-            return problems
+            return self._order_problems(state, update)
+        return self._items_problems(state, update)
 
-        shipped_now: dict[str, int] = {}
+    @staticmethod
+    def _order_problems(state: OrderState, update: OrderUpdate) -> list[str]:
+        f = update.fields
+        new = f.status
+        earlier = list(state.tracking_numbers)
+        for item in state.items:
+            _merge(earlier, item.tracking_numbers)
+        sent = tracking_numbers(f.tracking_info)
+        adds = any(number not in earlier for number in sent)
+
+        problems: list[str] = []
+        problem = lifecycle_problem("order", state.status, new, adds_tracking=adds)
+        if problem:
+            problems.append(problem)
+        for item in state.items:
+            # Lines already where the order is are covered by the order's own check; lines
+            # already at the new status are merely restated by the cascade.
+            if item.status in (state.status, new):
+                continue
+            problem = lifecycle_problem(
+                f"item {item.line.sku}", item.status, new, adds_tracking=adds
+            )
+            if problem and problem not in problems:
+                problems.append(problem)
+        if new == OrderStatus.PartiallyShipped:
+            problems.append(
+                "order PartiallyShipped cannot say which units shipped: send an "
+                "ItemStatusUpdate with each item's Quantity"
+            )
+        lost = dropped_numbers(earlier, f.tracking_info)
+        if lost:
+            problems.append(f"order TrackingInfo drops {', '.join(lost)} sent before")
+        return problems
+
+    @staticmethod
+    def _items_problems(state: OrderState, update: ItemsUpdate) -> list[str]:
+        # Each item is checked against the standing the earlier items of the same body left.
+        views: dict[str, _ItemView] = {}
+        problems: list[str] = []
         for change in update.items:
-            item = state.item(change.sku)
-            new = change.fields.status
-            if not transition_allowed(item.status, new):
-                problems.append(
-                    f"item {change.sku} {item.status.name} -> {new.name} leaves the lifecycle"
-                )
-            lost = dropped_numbers(item.tracking_numbers, change.fields.tracking_info)
+            sku, f = change.sku, change.fields
+            if sku not in views:
+                views[sku] = _ItemView.of(state.lines_of(sku))
+            view = views[sku]
+            subject = f"item {sku}"
+            sent = tracking_numbers(f.tracking_info)
+            adds = any(number not in view.tracking for number in sent)
+
+            problem = lifecycle_problem(subject, view.status, f.status, adds_tracking=adds)
+            if problem:
+                problems.append(problem)
+            lost = dropped_numbers(view.tracking, f.tracking_info)
             if lost:
+                problems.append(f"{subject} TrackingInfo drops {', '.join(lost)} sent before")
+
+            shipped = view.shipped
+            if f.status == OrderStatus.PartiallyShipped:
+                if not change.quantity:
+                    problems.append(
+                        f"{subject} PartiallyShipped without a Quantity: say how many units "
+                        "this shipment carries"
+                    )
+                else:
+                    shipped += change.quantity
+                    if shipped >= view.ordered:
+                        problems.append(
+                            f"{subject} PartiallyShipped brings {shipped} of {view.ordered} "
+                            "units shipped: the full quantity is sent as Shipped"
+                        )
+            elif f.status == OrderStatus.Shipped:
+                # Without a Quantity, Shipped means the rest of the line.
+                units = view.ordered - shipped if change.quantity is None else change.quantity
+                shipped += units
+                if shipped < view.ordered:
+                    problems.append(
+                        f"{subject} sent as Shipped with {shipped} of {view.ordered} units "
+                        "shipped: send PartiallyShipped until every unit has shipped"
+                    )
+            if shipped > view.ordered:
                 problems.append(
-                    f"item {change.sku} TrackingInfo drops {', '.join(lost)} sent before"
+                    f"{subject} ships {shipped - view.shipped} more units than the "
+                    f"{view.ordered} ordered ({view.shipped} shipped before)"
                 )
-            if new in (OrderStatus.Shipped, OrderStatus.PartiallyShipped) and change.quantity:
-                shipped_now[change.sku] = shipped_now.get(change.sku, 0) + change.quantity
-        for sku, units in shipped_now.items():
-            item = state.item(sku)
-            if item.shipped_quantity + units > item.line.quantity:
-                problems.append(
-                    f"item {sku} ships {units} more units than the {item.line.quantity} ordered "
-                    f"({item.shipped_quantity} shipped before)"
-                )
+
+            view.status = f.status
+            view.shipped = shipped
+            _merge(view.tracking, sent)
         return problems
 
     def _apply_order(
@@ -548,19 +625,23 @@ class SimulatorState:
         lines: list[render.ItemLine] = []
         echoed: list[dict[str, Any]] = []
         for change in update.items:
-            item = state.item(change.sku)
+            group = state.lines_of(change.sku)
             f = change.fields
-            self._set_item(item, f, tracking_numbers(f.tracking_info))
-            quantity = item.line.quantity if change.quantity is None else change.quantity
+            numbers = tracking_numbers(f.tracking_info)
+            for item in group:
+                self._set_item(item, f, numbers)
+            ordered = sum(item.line.quantity for item in group)
+            quantity = ordered if change.quantity is None else change.quantity
             if f.status == OrderStatus.Shipped and change.quantity is None:
-                item.shipped_quantity = item.line.quantity
+                for item in group:
+                    item.shipped_quantity = item.line.quantity
             elif f.status in (OrderStatus.Shipped, OrderStatus.PartiallyShipped):
-                item.shipped_quantity += change.quantity or 0
-            lines.append(_item_line(item.line, f, quantity))
+                _ship_units(group, change.quantity or 0)
+            lines.append(_item_line(group[0].line, f, quantity))
             echoed.append(
                 {
                     "Sku": change.sku,
-                    "CatalogId": change.catalog_id or item.line.catalog_id,
+                    "CatalogId": change.catalog_id or group[0].line.catalog_id,
                     "Quantity": quantity,
                     "Status": f.status.name,
                     "TrackingInfo": f.tracking_info,
@@ -647,11 +728,27 @@ def _item_line(line: SimLine, f: StatusFields, quantity: int) -> render.ItemLine
     )
 
 
+def _ship_units(group: list[ItemState], units: int) -> None:
+    """Count ``units`` against the lines of one SKU in order; any excess goes on the last."""
+    for item in group:
+        room = max(0, item.line.quantity - item.shipped_quantity)
+        taken = min(room, units)
+        item.shipped_quantity += taken
+        units -= taken
+    group[-1].shipped_quantity += units
+
+
 def _order_status_from_items(state: OrderState) -> OrderStatus:
-    """An order's status after item updates: the items' common status, else a fair summary."""
+    """An order's status after item updates: the items' common status, else a fair summary.
+
+    Shipped lines beside cancelled ones make a shipped order; some shipped among others
+    waiting make a partly shipped one; otherwise the order keeps the status it had.
+    """
     statuses = {item.status for item in state.items}
     if len(statuses) == 1:
         return next(iter(statuses))
+    if statuses == {OrderStatus.Shipped, OrderStatus.Cancelled}:
+        return OrderStatus.Shipped
     if statuses & {OrderStatus.Shipped, OrderStatus.PartiallyShipped}:
         return OrderStatus.PartiallyShipped
     return state.status

@@ -2,7 +2,10 @@
 
 Each grant mints a new access token and refresh token; earlier access tokens stay valid until
 they expire, except the one a refresh token came with, which the refresh revokes. A refresh
-token works once. Errors are the three documented codes, as standard OAuth2 JSON.
+token works once. Errors are the three documented codes, as standard OAuth2 JSON:
+``invalid_client`` for a client the service does not know (or a wrong secret),
+``invalid_grant`` for bad user credentials and for a refresh token that is unknown, expired,
+used, or another client's.
 """
 
 from __future__ import annotations
@@ -52,8 +55,10 @@ class TokenIssuer:
         grant_type = form.get("grant_type", "")
         if grant_type not in {"password", "refresh_token"}:
             raise TokenError("unsupported_grant_type")
-        if form.get("client_id") != self._config.client_id or not secrets.compare_digest(
-            form.get("client_secret", "").encode(), self._config.client_secret.encode()
+        client_id = form.get("client_id", "")
+        expected_secret = self._config.clients.get(client_id)
+        if expected_secret is None or not secrets.compare_digest(
+            form.get("client_secret", "").encode(), expected_secret.encode()
         ):
             raise TokenError("invalid_client")
 
@@ -67,13 +72,17 @@ class TokenIssuer:
                 ):
                     raise TokenError("invalid_grant")
             else:
-                old = self._refresh.pop(form.get("refresh_token", ""), None)
-                if old is None or old.expires_at <= now or old.client_id != form["client_id"]:
+                # A known client refreshing another client's token is refused as a bad
+                # grant (API reference, section 2.3); the token stays usable by its owner.
+                token = form.get("refresh_token", "")
+                old = self._refresh.get(token)
+                if old is None or old.expires_at <= now or old.client_id != client_id:
                     raise TokenError("invalid_grant")
+                del self._refresh[token]
                 revoked = self._access.get(old.access_token)
                 if revoked is not None:
                     revoked.revoked = True
-            return self._mint(form["client_id"], now)
+            return self._mint(client_id, now)
 
     def _mint(self, client_id: str, now: float) -> dict[str, object]:
         access, refresh = secrets.token_hex(16), secrets.token_hex(16)

@@ -15,11 +15,14 @@ from dropship_pipeline.dropship.models import OrderStatus
 
 S = OrderStatus
 
-# Forward moves of the documented lifecycle (API reference, section 4.2), widened where the
-# newer text or the pipeline's contract allows: PartiallyShipped -> Shipped, Ordered <->
-# BackOrdered, and a way out of Error, NotAvailable and Other. Staying put is always allowed,
-# because repeating an update (more tracking numbers on a Shipped line) is legitimate.
-ALLOWED_TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
+# The edges of the flow diagrams (API reference, section 4.2), plus what the newer text and
+# the contract add: PartiallyShipped -> Shipped, PartiallyShipped again for each further
+# shipment, and BackOrdered after Ordered (CONTRACT.md section 6). A supplier must set every
+# order it receives to Ordered first (Managing Orders page), so what the diagrams draw from
+# PendingSupplier (NotAvailable, Error, Other) is accepted from Ordered too, and a back-order
+# may end in a shipment or a cancellation. Shipped -> Shipped is allowed only when it adds
+# tracking numbers; any other repeat of a status is flagged.
+LIFECYCLE_EDGES: Mapping[OrderStatus, frozenset[OrderStatus]] = {
     S.PendingSupplier: frozenset(
         {S.Ordered, S.BackOrdered, S.NotAvailable, S.Error, S.Other, S.Cancelled}
     ),
@@ -29,25 +32,38 @@ ALLOWED_TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
             S.PartiallyShipped,
             S.BackOrdered,
             S.Cancelled,
-            S.Error,
             S.NotAvailable,
+            S.Error,
             S.Other,
         }
     ),
-    S.BackOrdered: frozenset(
-        {S.Ordered, S.Shipped, S.PartiallyShipped, S.Cancelled, S.NotAvailable, S.Error, S.Other}
-    ),
-    S.PartiallyShipped: frozenset({S.Shipped, S.Cancelled, S.Error, S.Other}),
-    S.NotAvailable: frozenset({S.Cancelled, S.Ordered, S.BackOrdered, S.Other}),
-    S.Error: frozenset({S.Ordered, S.Cancelled, S.Other}),
-    S.Other: frozenset(set(S) - {S.PendingSupplier}),
+    S.BackOrdered: frozenset({S.Ordered, S.Shipped, S.PartiallyShipped, S.Cancelled}),
+    S.NotAvailable: frozenset({S.Cancelled}),
+    S.PartiallyShipped: frozenset({S.Shipped, S.PartiallyShipped}),
     S.Shipped: frozenset(),
     S.Cancelled: frozenset(),
+    S.Error: frozenset(),
+    S.Other: frozenset(),
 }
 
 
-def transition_allowed(before: OrderStatus, after: OrderStatus) -> bool:
-    return before == after or after in ALLOWED_TRANSITIONS[before]
+def lifecycle_problem(
+    subject: str, before: OrderStatus, after: OrderStatus, *, adds_tracking: bool
+) -> str | None:
+    """Why moving ``subject`` from ``before`` to ``after`` is outside the lifecycle, or None.
+
+    ``adds_tracking`` says whether the update brings tracking numbers not sent before, which
+    is what makes a second Shipped legitimate.
+    """
+    if before == after == S.Shipped:
+        if adds_tracking:
+            return None
+        return f"{subject} Shipped -> Shipped repeats the status without a new tracking number"
+    if before == after and after != S.PartiallyShipped:
+        return f"{subject} {after.name} -> {after.name} repeats a status already sent"
+    if after in LIFECYCLE_EDGES[before]:
+        return None
+    return f"{subject} {before.name} -> {after.name} leaves the lifecycle"
 
 
 def tracking_numbers(value: str | None) -> list[str]:
