@@ -95,7 +95,8 @@ def make_setup(
     make_simulator, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Callable[..., Setup]:
     def make(drop: str = "local", *, orders: int = ORDERS, formats: str = "csv,xlsx") -> Setup:
-        server = make_simulator(access_token=TOKEN, initial_orders=orders)
+        # Strict: an update outside the documented lifecycle is flagged, and checked below.
+        server = make_simulator(access_token=TOKEN, initial_orders=orders, strict=True)
         env = {
             "DROPSHIP_API_URL": server.base_url,
             "DROPSHIP_AUTH_URL": server.base_url,
@@ -172,7 +173,12 @@ def accepted_acks(server: SimulatorServer) -> Counter[str]:
 
 
 def assert_delivered_exactly_once(setup: Setup, formats: tuple[str, ...] = ("csv", "xlsx")) -> None:
-    """One file per format per batch, each order in one batch, each ack accepted once."""
+    """One file per format per batch, each order in one batch, each ack accepted once, and
+    nothing the strict simulator found outside the lifecycle."""
+    flagged = [
+        (u.order_id, u.problems) for u in setup.server.state.updates() if u.verdict != "accepted"
+    ]
+    assert not flagged
     names = sorted(path.name for path in setup.orders_dir.iterdir())
     assert not [name for name in names if name.startswith(".")], names  # no stray temp file
 
