@@ -1,7 +1,8 @@
 """The two commands of the README, with nothing but Python 3.11 and pip.
 
     python3 tasks.py demo    set up .venv and run the whole loop on embedded defaults
-    python3 tasks.py test    set up .venv and run the test suite (slow tests included)
+    python3 tasks.py test    set up .venv, check lint, format and types, run the test suite
+                             (slow tests included)
 
 Extra arguments after ``test`` go to pytest (``python3 tasks.py test -m "not slow"``).
 """
@@ -19,6 +20,12 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".installed"
+#: Run before the tests: lint, formatting and types of the package (settings in pyproject).
+STATIC_CHECKS = (
+    ("ruff", "check", "--no-cache", "."),
+    ("ruff", "format", "--check", "--no-cache", "."),
+    ("mypy",),
+)
 
 
 def ensure_venv() -> None:
@@ -48,6 +55,11 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "demo":
         return subprocess.run([str(BIN / "dropship-pipeline"), "demo", *rest], cwd=ROOT).returncode
+    for check in STATIC_CHECKS:
+        print(f"running {' '.join(check)}", flush=True)
+        if subprocess.run([str(BIN / check[0]), *check[1:]], cwd=ROOT).returncode != 0:
+            print(f"{' '.join(check)} found problems: fix them before the tests.", file=sys.stderr)
+            return 1
     result = subprocess.run([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT)
     if result.returncode == 5:
         print("pytest collected no tests: that is a failure here.", file=sys.stderr)

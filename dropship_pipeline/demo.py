@@ -218,16 +218,16 @@ def report_updates(updates: Sequence[UpdateRecord], say: Say) -> int:
 
 def _report(db_path: Path, say: Say) -> None:
     with duckdb.connect(str(db_path), read_only=True) as con:
-        events, orders, lines, pages = con.execute(
+        row = con.execute(
             "SELECT (SELECT count(*) FROM feed_events), (SELECT count(*) FROM orders), "
             "(SELECT count(*) FROM order_items), "
-            "(SELECT count(*) FILTER (WHERE complete) FROM feed_pages)"
-        ).fetchone()
-        to_store = con.execute("SELECT count(*) FROM orders WHERE ship_to_store").fetchone()[0]
-        files, acknowledged = con.execute(
-            "SELECT (SELECT count(*) FROM erp_exports WHERE state = 'delivered'), "
+            "(SELECT count(*) FILTER (WHERE complete) FROM feed_pages), "
+            "(SELECT count(*) FROM orders WHERE ship_to_store), "
+            "(SELECT count(*) FROM erp_exports WHERE state = 'delivered'), "
             "(SELECT count(*) FROM orders WHERE acknowledged_at IS NOT NULL)"
         ).fetchone()
+    assert row is not None  # an aggregate query always returns its row
+    events, orders, lines, pages, to_store, files, acknowledged = row
     say(
         f"DuckDB: {events} feed events, {orders} orders ({to_store} to stores), "
         f"{lines} order lines, {pages} archive pages complete, {files} order files "

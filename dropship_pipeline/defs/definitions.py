@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import dagster as dg
 
@@ -29,7 +30,7 @@ UNFINISHED_RUNS = [
 
 def pipeline_resource_from_env() -> PipelineResource:
     """Settings from the environment; secrets only as EnvVar references, never as values."""
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for field, variable in SETTING_VARIABLES.items():
         if not os.environ.get(variable):
             continue

@@ -350,7 +350,8 @@ def _typed_entry(row: EntryRow) -> FeedEntry:
             OrderLine(number, sku, catalog_id, description, quantity, _price(price))
             for number, sku, catalog_id, description, quantity, price in row.lines
         )
-        order = Order(*row.order, lines)
+        # row.order holds every field but lines, in field order (see _BLANK_ORDER).
+        order = Order(*row.order, lines)  # type: ignore[call-arg]
     status_update = None
     if row.status is not None:
         status_update = OrderStatusUpdated(

@@ -278,11 +278,13 @@ class RetryingSender:
                 detail = scrub(server_message(response, limit=120))
                 if detail:
                     last_problem += f" ({detail})"
-                delay = self._server_wait(response)
-                if delay is None:
+                server_wait = self._server_wait(response)
+                if server_wait is None:
                     delay = policy.backoff(failures)
-                elif delay > policy.max_delay:
-                    last_problem += f", asked to wait {delay:.0f} s"
+                else:
+                    delay = server_wait
+                    if delay > policy.max_delay:
+                        last_problem += f", asked to wait {delay:.0f} s"
 
             elapsed = self._clock() - started
             if failures >= policy.max_attempts or elapsed + delay > policy.max_total:

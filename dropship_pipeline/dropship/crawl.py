@@ -60,7 +60,8 @@ DEFAULT_PARSE_WORKERS = 2
 
 
 class FetchedBody(Protocol):
-    body: bytes
+    @property
+    def body(self) -> bytes: ...
 
 
 class FeedSource(Protocol):
@@ -250,7 +251,7 @@ class _ChunkParser:
             batch = read_batch(path)
             path.unlink(missing_ok=True)
         failure = tuple(answer["failure"]) if answer["failure"] is not None else None
-        return batch, list(answer["page_ids"]), failure  # type: ignore[return-value]
+        return batch, list(answer["page_ids"]), failure
 
     def close(self) -> None:
         workers, self._workers = self._workers, []

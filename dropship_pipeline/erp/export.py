@@ -307,7 +307,7 @@ def _preview(rows: pd.DataFrame) -> list[dict[str, object]]:
 
 def _plain(value: object) -> object:
     """A preview cell as a plain Python value (numpy scalars unwrapped, nil as None)."""
-    if value is None or pd.isna(value):  # type: ignore[arg-type]
+    if value is None or pd.isna(value):
         return None
     item = getattr(value, "item", None)
     return item() if callable(item) else value

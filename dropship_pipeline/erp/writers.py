@@ -275,8 +275,8 @@ def _csv_values(series: pd.Series, column: str) -> list[str]:
         return [names[_boolean(value, column)] for value in series.tolist()]
 
     moments = _timestamps(series, column).to_numpy(dtype="datetime64[s]")
-    text = np.char.add(np.datetime_as_string(moments, unit="s"), "Z")
-    return np.where(np.isnat(moments), "", text).tolist()
+    stamped = np.char.add(np.datetime_as_string(moments, unit="s"), "Z")
+    return np.where(np.isnat(moments), "", stamped).tolist()
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,8 +504,8 @@ def _write_with_openpyxl(
         prepared.append(values)
 
     sheet.append([text_cell(header, bold=True) for header in headers])
-    for values in zip(*prepared, strict=True):
-        sheet.append(values)
+    for row in zip(*prepared, strict=True):
+        sheet.append(row)
 
     # Workbook.save would stamp the current time into docProps/core.xml and every zip entry.
     workbook.properties.created = workbook.properties.modified = written_at

@@ -137,8 +137,8 @@ class _Api:
         if target is not None and not (isinstance(target, int) and self.state.has_supplier(target)):
             return _message(400, f"Supplier {target} is not served by this simulator.")
         # Thousands of orders take a while; keep the event loop free to serve the feed.
-        orders = await run_in_threadpool(self.state.add_orders, count, target)
-        return JSONResponse({"order_ids": [o.order_id for o in orders]}, status_code=201)
+        added = await run_in_threadpool(self.state.add_orders, count, target)
+        return JSONResponse({"order_ids": [o.order_id for o in added]}, status_code=201)
 
     async def control_order(self, request: Request) -> Response:
         order = self.state.order(request.path_params["order_id"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from dropship_pipeline.simulator.generator import SimAddress, SimCustomer, SimLine, SimOrder
 
@@ -127,7 +128,7 @@ class OrderCreatedRenderer:
         parts.append(f"{pad}<items>\n")
         for line in order.lines:
             parts.append(
-                self._part(cache, line, style, lambda w, line=line: _line(w, d + 1, line, style))
+                self._part(cache, line, style, partial(_line, d=d + 1, line=line, style=style))
             )
         address, customer = order.shipping_address, order.shipping_customer
         parts.append(

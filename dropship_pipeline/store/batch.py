@@ -144,7 +144,7 @@ def _batch_tables(pages: Sequence[PageRows]) -> dict[str, pa.Table]:
     statuses: list[tuple] = []
 
     seen: set[str] = set()
-    batch_order_ids: set[str] = set()
+    batch_order_ids: set[str | None] = set()
     pos = -1
     for page in pages:
         page_id = page.page_id

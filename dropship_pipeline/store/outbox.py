@@ -264,7 +264,7 @@ def requeue_failed(con: duckdb.DuckDBPyConnection, *, order_id: str | None = Non
 
 def state_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """How many updates are pending, sent and failed (every state present, zero included)."""
-    counts = dict.fromkeys(STATES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATES, 0)
     for state, count in con.execute(
         "SELECT state, count(*) FROM status_updates GROUP BY state"
     ).fetchall():
