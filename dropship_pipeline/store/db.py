@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 
 
 #: DuckDB would otherwise cache up to 80% of the machine's memory; past this it spills to disk.
-#: 128 MB made a 100,000-event backfill about 5% faster and its process 30 MB bigger.
-MEMORY_LIMIT = "96MB"
+#: A 100,000-event backfill (benchmarks/ingest.py) peaked at 280 MB with 64 MB here and 310 MB
+#: with 96 MB, in the same time within the noise of the machine.
+MEMORY_LIMIT = "64MB"
 #: Checkpoint after this much WAL rather than DuckDB's default 16 MB: a backfill writes a few
 #: MB of raw XML per batch, and each checkpoint rewrites what changed. Closing checkpoints too.
 CHECKPOINT_THRESHOLD = "256MB"
