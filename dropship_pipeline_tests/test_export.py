@@ -84,6 +84,24 @@ def run_cycle(environ: Mapping[str, str]) -> None:
         send_outbox(settings.db_path, client)
 
 
+def run_interrupted(setup: Setup, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
+    """Run a cycle whose export raises when it reaches ``step`` (a function of the module)."""
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"interrupted at {step}")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export_module, step, interrupted)
+        with pytest.raises(RuntimeError, match=f"interrupted at {step}"):
+            run_cycle(setup.env)
+
+
+def use_layout(setup: Setup, path: Path, text: str) -> None:
+    """Write a column layout file and point the settings at it."""
+    path.write_text(text)
+    setup.env["DROPSHIP_ORDER_LAYOUT"] = str(path)
+
+
 @pytest.fixture
 def embedded_sftp(tmp_path: Path) -> Iterator[EmbeddedSftpServer]:
     with EmbeddedSftpServer(tmp_path / "sftp", username="erp", password=SFTP_PASSWORD) as server:
@@ -326,18 +344,10 @@ def test_a_batch_uploaded_under_an_old_layout_is_finished_without_a_second_file(
 ):
     setup = make_setup(formats="csv")
 
-    def interrupted(*args, **kwargs):
-        raise RuntimeError("interrupted before the mark")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(export_module, "_mark_delivered", interrupted)
-        with pytest.raises(RuntimeError):
-            run_cycle(setup.env)
+    run_interrupted(setup, monkeypatch, "_mark_delivered")
     (uploaded,) = setup.orders_dir.iterdir()
     before = uploaded.read_bytes()
-    layout = tmp_path / "layout.csv"
-    layout.write_text("column,header\norder_id,OrderNumber\n")
-    setup.env["DROPSHIP_ORDER_LAYOUT"] = str(layout)
+    use_layout(setup, tmp_path / "layout.csv", "column,header\norder_id,OrderNumber\n")
 
     run_cycle(setup.env)
 
@@ -481,17 +491,9 @@ def test_a_staged_batch_is_delivered_as_staged_even_if_the_layout_changed_since(
 ):
     setup = make_setup(formats="csv,xlsx")
 
-    def interrupted(*args, **kwargs):
-        raise RuntimeError("interrupted before the upload")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(export_module, "_deliver", interrupted)
-        with pytest.raises(RuntimeError):
-            run_cycle(setup.env)
+    run_interrupted(setup, monkeypatch, "_deliver")
     staged = dict(db_rows(setup.db, "SELECT file_name, content FROM erp_export_content"))
-    layout = tmp_path / "layout.csv"
-    layout.write_text("column,header\norder_id,OrderNumber\n")
-    setup.env["DROPSHIP_ORDER_LAYOUT"] = str(layout)
+    use_layout(setup, tmp_path / "layout.csv", "column,header\norder_id,OrderNumber\n")
 
     run_cycle(setup.env)
 
@@ -506,13 +508,7 @@ def test_a_batch_staged_before_its_bytes_were_recorded_is_rendered_again_and_del
 ):
     setup = make_setup(formats="csv,xlsx")
 
-    def interrupted(*args, **kwargs):
-        raise RuntimeError("interrupted before the upload")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(export_module, "_deliver", interrupted)
-        with pytest.raises(RuntimeError):
-            run_cycle(setup.env)
+    run_interrupted(setup, monkeypatch, "_deliver")
     with duckdb.connect(str(setup.db)) as con:  # as a batch staged by the release before
         con.execute("DELETE FROM erp_export_content")
 
