@@ -126,12 +126,21 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedP
 
 
 @pytest.mark.slow
-def test_the_run_command_ingests_and_prints_a_summary(pipeline_env, tmp_path):
+def test_the_run_command_ingests_exports_acknowledges_and_prints_a_summary(pipeline_env, tmp_path):
     result = run_cli("run", env=pipeline_env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "feed_events: pages_read=3, events_new=120" in result.stdout
     assert "orders: orders_new=120" in result.stdout
+    assert "erp_order_files: export_id=000001" in result.stdout
+    assert "order_acknowledgements: sent=120" in result.stdout
     assert TOKEN not in result.stdout + result.stderr
+    (order_file,) = (Path(pipeline_env["DROPSHIP_DROP_URL"]) / "orders").glob("orders_*.csv")
+    assert order_file.read_bytes().count(b"\r\n") > 120  # a header and a row per line
+    with duckdb.connect(pipeline_env["DROPSHIP_DB"], read_only=True) as con:
+        acknowledged = con.execute(
+            "SELECT count(*) FROM orders WHERE acknowledged_at IS NOT NULL"
+        ).fetchone()
+    assert acknowledged == (120,)
 
 
 def test_the_run_command_names_a_missing_setting_in_one_line(tmp_path):
