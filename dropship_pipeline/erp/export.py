@@ -112,22 +112,23 @@ def export_orders(
         batch = exports.unfinished_batch(con)
         resumed = batch is not None
         if batch is None:
-            batch = _stage_batch(
+            staged = _stage_batch(
                 con, formats=formats, since=since, layout=layout, max_orders=max_orders, clock=clock
             )
-            if batch is None:
+            if staged is None:
                 log.info("Export: no new orders to export")
                 return ExportResult()
+            batch, rows, contents = staged
         else:
             log.info(
                 "Export %s was staged at %s and not delivered: finishing it",
                 batch.export_id,
                 batch.staged_at.isoformat(),
             )
-        rows = exports.export_rows(con, batch.export_id)
-        contents = exports.staged_content(con, batch.export_id)
+            rows = exports.export_rows(con, batch.export_id)
+            recorded = exports.staged_content(con, batch.export_id)
+            contents = _bytes_to_upload(batch, recorded, rows, layout)
 
-    contents = _bytes_to_upload(batch, contents, rows, layout)
     uploads = _deliver(drop, orders_dir, batch, contents, clock=clock)
     with connect(db_path) as con:
         acks = _mark_delivered(con, batch, uploads, clock=clock)
@@ -181,8 +182,9 @@ def _stage_batch(
     layout: ColumnLayout | None,
     max_orders: int | None,
     clock: Clock,
-) -> StagedBatch | None:
-    """Claim the new orders, render their files and record both; None when there are none."""
+) -> tuple[StagedBatch, pd.DataFrame, dict[str, bytes]] | None:
+    """Claim the new orders, render their files and record both; return the batch, its rows
+    and each file's bytes, or None when there are no new orders."""
     with transaction(con):
         export_id = exports.next_export_id(con)
         order_count = exports.claim_orders(con, export_id, since=since, limit=max_orders)
@@ -205,7 +207,7 @@ def _stage_batch(
         len(rows),
         ", ".join(batch_file.file_name for batch_file in batch.files),
     )
-    return batch
+    return batch, rows, contents
 
 
 def _bytes_to_upload(
