@@ -20,12 +20,21 @@ log = logging.getLogger(__name__)
 
 
 #: DuckDB would otherwise cache up to 80% of the machine's memory; past this it spills to disk.
-#: A 100,000-event backfill (benchmarks/ingest.py) peaked at 280 MB with 64 MB here and 310 MB
-#: with 96 MB, in the same time within the noise of the machine.
-MEMORY_LIMIT = "64MB"
+#: With the small row groups below, a 100,000-event backfill (benchmarks/ingest.py) peaked at
+#: 296-312 MB with 64 MB here, 296-299 MB with 48 MB and 276-284 MB with 32 MB.
+MEMORY_LIMIT = "32MB"
 #: Checkpoint after this much WAL rather than DuckDB's default 16 MB: a backfill writes a few
 #: MB of raw XML per batch, and each checkpoint rewrites what changed. Closing checkpoints too.
 CHECKPOINT_THRESHOLD = "256MB"
+#: Rows per row group, DuckDB's smallest (its default is 122,880). A transaction that fills a
+#: row group writes it into the database file at once instead of logging its rows in the WAL,
+#: and a backfill batch of 2,500 events fills one. Storing 50,000 events wrote 188 MB of WAL at
+#: 70 us an event with the default, 1 MB at 41-53 us with 2,048. The file is about 1.8 times
+#: larger, as smaller groups compress less. Every connection must use the same size: a
+#: checkpoint under another size rewrites the tables into groups of that size.
+ROW_GROUP_SIZE = 2048
+#: The name the file is attached under; every statement runs with it as the default database.
+DATABASE = "pipeline"
 
 
 @contextmanager
@@ -35,17 +44,29 @@ def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.Duc
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(
-        str(path),
-        read_only=read_only,
-        config={"memory_limit": MEMORY_LIMIT, "checkpoint_threshold": CHECKPOINT_THRESHOLD},
+        ":memory:",
+        config={
+            "memory_limit": MEMORY_LIMIT,
+            "checkpoint_threshold": CHECKPOINT_THRESHOLD,
+            "write_buffer_row_group_count": 1,
+        },
     )
     try:
+        # The row group size is an option of ATTACH only, not of connect().
+        options = f"ROW_GROUP_SIZE {ROW_GROUP_SIZE}" + (", READ_ONLY" if read_only else "")
+        con.execute(f"ATTACH {_quote(str(path))} AS {DATABASE} ({options})")
+        con.execute(f"USE {DATABASE}")
         con.execute("SET TimeZone = 'UTC'")
         if not read_only:
             migrate(con)
         yield con
     finally:
         con.close()
+
+
+def _quote(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
