@@ -216,7 +216,7 @@ def test_a_backfill_of_many_pages_is_stored_oldest_first_in_batches(start, tmp_p
         for item in order["items"]
     ]
     assert sorted(lines) == sorted(expected_lines)
-    assert not list(db.with_suffix(".spool").glob("*.xml"))  # the spool is emptied
+    assert not list(db.with_suffix(".spool").glob("*.pages"))  # the spool is emptied
 
 
 def test_status_updates_in_the_feed_set_order_and_line_status(start, tmp_path):
@@ -519,7 +519,7 @@ def test_a_backfill_killed_half_way_resumes_without_refetching_or_skipping(
     refetched = [url for url in archive_fetches if any(pid in url for pid in stored_before)]
     assert not refetched
     assert len(archive_fetches) == len(set(archive_ids) - stored_before - spooled_before)
-    assert not list(spool.glob("*.xml"))
+    assert not list(spool.glob("*.pages"))
     stored = table_counts(db)
     assert stored["events"] == stored["distinct_events"] == 1000
     assert stored_order_ids(db) == simulator_order_ids(server)

@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Protocol
 
 from dropship_pipeline.dropship.atom import page_id_from_url, parse_links, read_page
 from dropship_pipeline.dropship.models import PageRows
-from dropship_pipeline.dropship.spool import PageSpool, prepare_batch
+from dropship_pipeline.dropship.spool import PageRef, PageSpool, SpooledPage, prepare_batch
 from dropship_pipeline.errors import FeedPageError
 from dropship_pipeline.store.batch import PageBatch, read_batch
 from dropship_pipeline.store.db import connect
@@ -57,6 +58,15 @@ WORKER_CHUNK_SECONDS = 300.0
 #: workers (at a lower priority, see parse_worker) left the writer waiting 1.3 s in a
 #: 100,000-event backfill rather than 2.5 s with one; each costs about 200 MB at its peak.
 DEFAULT_PARSE_WORKERS = 2
+#: A worker allocates and frees a few hundred MB of short-lived buffers per chunk. By default
+#: Arrow's allocator and glibc hand that memory back to the kernel and fault it in again, which
+#: cost 14 us of system time an event; with these, 5 us (wall time per event down about 7%).
+#: The worker's peak memory is unchanged: it is reached in every chunk anyway.
+WORKER_ENVIRONMENT = {
+    "ARROW_DEFAULT_MEMORY_POOL": "system",
+    "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
+    "MALLOC_MMAP_THRESHOLD_": str(256 << 20),
+}
 
 
 class FetchedBody(Protocol):
@@ -77,6 +87,7 @@ class FeedSource(Protocol):
 class _ArchiveRef:
     page_id: str
     url: str
+    spooled: SpooledPage
 
 
 def archive_page_id(url: str) -> str:
@@ -115,12 +126,10 @@ def crawl_feed(
 
         with connect(db_path) as con:
             for chunk in reversed(range(parser.chunks)):
-                batch, page_ids, failure = parser.result(chunk)
+                batch, _page_ids, failure = parser.result(chunk)
                 if batch is not None:
                     stored = store_batch(con, batch, complete=True)
                     counts.add(stored)
-                    for page_id in page_ids:
-                        spool.discard(page_id)
                     if on_batch is not None:
                         on_batch(stored)
                 if failure is not None:
@@ -128,6 +137,7 @@ def crawl_feed(
 
             counts.add(store_pages(con, [current], complete=False))
     finally:
+        spool.seal()
         parser.close()
     # What is left in the spool belongs to pages a killed crawl stored but did not discard.
     spool.clear()
@@ -154,6 +164,7 @@ class _Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env={**os.environ, **WORKER_ENVIRONMENT},
         )
         self.alive = True
         self._answers = answers
@@ -161,10 +172,11 @@ class _Worker:
         self._reader = threading.Thread(target=self._read, name="parse-answers", daemon=True)
         self._reader.start()
 
-    def send(self, chunk: int, refs: list[tuple[str, str]]) -> bool:
+    def send(self, chunk: int, refs: list[PageRef]) -> bool:
+        pages = [[page_id, url, *astuple(where)] for page_id, url, where in refs]
         try:
             assert self.process.stdin is not None
-            self.process.stdin.write(json.dumps({"chunk": chunk, "pages": refs}) + "\n")
+            self.process.stdin.write(json.dumps({"chunk": chunk, "pages": pages}) + "\n")
             self.process.stdin.flush()
         except OSError as error:
             log.warning("feed walk: a parse worker stopped taking work (%s)", error)
@@ -208,13 +220,13 @@ class _ChunkParser:
         self.spool = spool
         self.chunks = 0
         self._wanted_workers = workers
-        self._refs: dict[int, list[tuple[str, str]]] = {}
+        self._refs: dict[int, list[PageRef]] = {}
         self._owner: dict[int, _Worker] = {}
         self._answers: dict[int, dict] = {}
         self._ready = threading.Condition()
         self._workers: list[_Worker] = []
 
-    def submit(self, refs: list[tuple[str, str]], *, last: bool) -> None:
+    def submit(self, refs: list[PageRef], *, last: bool) -> None:
         chunk = self.chunks
         self.chunks += 1
         self._refs[chunk] = refs
@@ -291,26 +303,32 @@ def _walk_back(
             raise FeedPageError(url, "the prev-archive links loop back to a page already read")
         seen.add(page_id)
 
-        body = spool.get(page_id)
+        spooled = spool.where(page_id)
+        body = None if spooled is None else spool.get(page_id)
         if body is None:
             body = source.fetch_page(url).body
-            spool.put(page_id, body)
-        try:
-            links = parse_links(body, url)
-        except FeedPageError:
-            spool.discard(page_id)
-            raise
-        chain.append(_ArchiveRef(page_id, url))
+            links = parse_links(body, url)  # a page that fails is not spooled
+            spooled = spool.put(page_id, body)
+        else:
+            try:
+                links = parse_links(body, url)
+            except FeedPageError:
+                spool.discard(page_id)
+                raise
+        assert spooled is not None
+        chain.append(_ArchiveRef(page_id, url, spooled))
         url = links.prev_archive_url
         if len(chain) % batch_pages == 0 and url:
+            spool.seal()  # a worker reads these pages now
             on_chunk(_oldest_first(chain[-batch_pages:]), last=False)
     tail = len(chain) % batch_pages
     if tail == 0 and chain and not url:
         tail = batch_pages  # the walk ended at the oldest page, on a chunk boundary
+    spool.seal()
     if tail:
         on_chunk(_oldest_first(chain[-tail:]), last=True)
     return chain
 
 
-def _oldest_first(refs: list[_ArchiveRef]) -> list[tuple[str, str]]:
-    return [(ref.page_id, ref.url) for ref in reversed(refs)]
+def _oldest_first(refs: list[_ArchiveRef]) -> list[PageRef]:
+    return [(ref.page_id, ref.url, ref.spooled) for ref in reversed(refs)]

@@ -17,13 +17,14 @@ Run as ``python -m dropship_pipeline.dropship.parse_worker SPOOL_FOLDER``.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
 import threading
 from pathlib import Path
 
-from dropship_pipeline.dropship.spool import prepare_batch
+from dropship_pipeline.dropship.spool import PageRef, SpooledPage, prepare_batch
 from dropship_pipeline.store.batch import write_batch
 
 #: Parsing only has to keep ahead of the writer. At a lower priority it takes the CPU the walk
@@ -41,7 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     spool = Path(args[0])
     if NICENESS and hasattr(os, "nice"):
         os.nice(NICENESS)
-    waiting: dict[int, list[tuple[str, str]]] = {}
+    # Parsing makes millions of short-lived tuples and strings: the cycle collector would walk
+    # them again and again (10% of a worker's time in benchmarks/ingest.py). Arrow's tables do
+    # leave a few hundred cycles a chunk, holding their buffers, so they are collected once per
+    # chunk instead: cheap in a process that holds little else.
+    gc.disable()
+    waiting: dict[int, list[PageRef]] = {}
     ready = threading.Condition()
     ended = False
 
@@ -50,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         for line in sys.stdin:
             request = json.loads(line)
             with ready:
-                waiting[int(request["chunk"])] = [tuple(ref) for ref in request["pages"]]
+                waiting[int(request["chunk"])] = [
+                    (page_id, url, SpooledPage(*where)) for page_id, url, *where in request["pages"]
+                ]
                 ready.notify()
         with ready:
             ended = True
@@ -74,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             write_batch(batch, temp)
             os.replace(temp, spool / name)
         answer = {"chunk": chunk, "file": name, "page_ids": page_ids, "failure": failure}
+        del batch
+        gc.collect()
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
 
