@@ -200,13 +200,18 @@ def worker_ingest(base_url: str, db_dir: str) -> dict:
     with client:
         counts = crawl_feed(client, db_path, spool_dir=Path(db_dir) / "spool")
     elapsed = time.perf_counter() - started
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "pages": counts.pages_read,
         "events": counts.events_new,
         "orders": counts.orders_new,
         "seconds": elapsed,
         "peak_rss_mb": peak_rss_mb(),
-        "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "worker_peak_rss_mb": workers.ru_maxrss / 1024,
+        # CPU seconds (user, system) of the crawl's process and of its parse workers.
+        "cpu_main": [own.ru_utime, own.ru_stime],
+        "cpu_workers": [workers.ru_utime, workers.ru_stime],
     }
 
 
@@ -272,6 +277,15 @@ def measure(pages: int, feedparser_pages: int) -> None:
     print(f"ingest / parse-plus-visit: {rate(ingest) / rate(visit):.2f}  (target >= 0.5)")
     print(f"ingest / feedparser:       {rate(ingest) / rate(feed):.1f}  (target >= 20)")
     print(f"ingest / raw fetch:        {rate(ingest) / rate(raw):.2f}")
+    events = ingest["events"] or 1
+    main_user, main_system = ingest["cpu_main"]
+    worker_user, worker_system = ingest["cpu_workers"]
+    print(
+        f"ingest CPU per event: {(main_user + main_system) * 1e6 / events:.0f} us in the crawl's "
+        f"process ({main_system * 1e6 / events:.0f} system), "
+        f"{(worker_user + worker_system) * 1e6 / events:.0f} us in its parse workers "
+        f"({worker_system * 1e6 / events:.0f} system)"
+    )
     print(
         f"ingest peak memory: {ingest['peak_rss_mb']:.0f} MB for {ingest['pages']} pages, "
         f"{small['peak_rss_mb']:.0f} MB for {small['pages']} pages (target < 300 MB, flat); "
