@@ -5,8 +5,9 @@ through ``prev-archive`` reaches the end; parsing, though, can start as soon as 
 spooled, and in a process of its own it does not compete with the walk's HTTP and DuckDB's
 writes for the GIL.
 
-Protocol, one JSON object per line. The crawl writes ``{"chunk": k, "pages": [[page_id, url],
-...]}`` (pages oldest first) to the worker's stdin; the worker answers on stdout with ``{"chunk":
+Protocol, one JSON object per line. The crawl writes ``{"chunk": k, "pages": [[page_id, url,
+segment, offset, size, crc], ...]}`` (pages oldest first, each with where its body is in the
+spool, see ``SpooledPage``) to the worker's stdin; the worker answers on stdout with ``{"chunk":
 k, "file": name | null, "page_ids": [...], "failure": [url, reason] | null}`` once the chunk's
 batch is in ``name`` in the spool folder. It takes the oldest chunk it has been given first (the
 highest ``k``), because that is the one the crawl will store first. It ends at end of input,
