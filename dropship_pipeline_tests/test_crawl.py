@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +22,7 @@ from dropship_pipeline.dropship.auth import StaticToken
 from dropship_pipeline.dropship.client import DropshipClient, FetchedPage, RetryPolicy
 from dropship_pipeline.dropship.crawl import crawl_feed
 from dropship_pipeline.dropship.models import OrderStatus, OrderStatusUpdate
-from dropship_pipeline.dropship.spool import PageSpool
+from dropship_pipeline.dropship.spool import PageSpool, SpooledPage
 from dropship_pipeline.errors import FeedPageError
 from dropship_pipeline.simulator import Faults, SimulatorServer
 
@@ -391,6 +392,28 @@ def test_a_parse_worker_that_stops_answering_is_replaced_by_parsing_here(
     assert "gave no answer" in caplog.text
 
 
+def test_a_parse_worker_that_stops_reading_does_not_block_the_walk(tmp_path, monkeypatch):
+    """More requests than its pipe holds: the walk must go on, and closing must end."""
+    monkeypatch.setattr(crawl_module, "WORKER_MODULE", "dropship_pipeline_tests.deaf_worker")
+    monkeypatch.setattr(crawl_module, "WORKER_EXIT_SECONDS", 0.5)
+    answers: dict[int, dict] = {}
+    worker = crawl_module._Worker(tmp_path, answers, threading.Condition())
+    where = SpooledPage("segment-x.pages", 0, 10, 0)
+    refs = [(f"page-{n}", "http://127.0.0.1/" + "p" * 2000, where) for n in range(50)]
+
+    sender = threading.Thread(target=lambda: [worker.send(chunk, refs) for chunk in range(20)])
+    sender.start()
+    sender.join(timeout=30)  # 20 requests of 100 KB: twenty times what a pipe holds
+    blocked = sender.is_alive()
+    closer = threading.Thread(target=worker.close)
+    closer.start()
+    closer.join(timeout=30)
+
+    assert not blocked
+    assert not closer.is_alive()
+    assert worker.process.returncode is not None  # killed, as it never took its end of input
+
+
 def test_a_malformed_page_stops_the_crawl_there_and_nothing_is_skipped(start, tmp_path):
     server = start(initial_orders=500)  # 10 pages
     db = tmp_path / "feed.duckdb"
@@ -553,6 +576,27 @@ def test_a_parse_worker_that_dies_leaves_its_work_to_the_crawl_itself(start, tmp
     assert counts.events_new == 700
     assert stored_order_ids(db) == simulator_order_ids(server)
     assert not list((tmp_path / "feed.spool").glob("*"))
+
+
+def test_a_parse_worker_given_a_request_it_cannot_read_exits_rather_than_waits(tmp_path):
+    """A worker left waiting would block the crawl once the pipe to it is full."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "dropship_pipeline.dropship.parse_worker", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        assert worker.stdin is not None
+        # The format of an older version: no location of the page in the spool.
+        worker.stdin.write(b'{"chunk": 0, "pages": [["page-id", "http://x/Pages(page-id)"]]}\n')
+        worker.stdin.flush()  # and the pipe stays open, as the crawl keeps it
+        worker.wait(timeout=60)
+    finally:
+        worker.kill()
+        worker.communicate()
+    assert worker.returncode is not None
 
 
 MEASURED_CHILD = textwrap.dedent(

@@ -20,9 +20,11 @@ the page. Its spooled bytes are dropped so that the next crawl fetches it again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -169,18 +171,19 @@ class _Worker:
         self.alive = True
         self._answers = answers
         self._ready = ready
+        # Requests go through a thread of their own: a worker that stops reading fills its pipe,
+        # and the walk must not wait on that. Such a worker is found out by its silence.
+        self._requests: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._reader = threading.Thread(target=self._read, name="parse-answers", daemon=True)
         self._reader.start()
+        self._writer = threading.Thread(target=self._write, name="parse-requests", daemon=True)
+        self._writer.start()
 
     def send(self, chunk: int, refs: list[PageRef]) -> bool:
-        pages = [[page_id, url, *astuple(where)] for page_id, url, where in refs]
-        try:
-            assert self.process.stdin is not None
-            self.process.stdin.write(json.dumps({"chunk": chunk, "pages": pages}) + "\n")
-            self.process.stdin.flush()
-        except OSError as error:
-            log.warning("feed walk: a parse worker stopped taking work (%s)", error)
+        if not self.alive:
             return False
+        pages = [[page_id, url, *astuple(where)] for page_id, url, where in refs]
+        self._requests.put(json.dumps({"chunk": chunk, "pages": pages}) + "\n")
         return True
 
     def stop(self) -> None:
@@ -189,14 +192,28 @@ class _Worker:
         self.process.wait()
 
     def close(self) -> None:
+        self._requests.put(None)  # the writer closes the worker's input: its end of work
+        self._writer.join(timeout=WORKER_EXIT_SECONDS)
         try:
-            if self.process.stdin is not None:
-                self.process.stdin.close()
             self.process.wait(timeout=WORKER_EXIT_SECONDS)
-        except (OSError, subprocess.TimeoutExpired):
+        except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._writer.join(timeout=WORKER_EXIT_SECONDS)
         self._reader.join(timeout=WORKER_EXIT_SECONDS)
+
+    def _write(self) -> None:
+        stdin = self.process.stdin
+        assert stdin is not None
+        try:
+            while (request := self._requests.get()) is not None:
+                stdin.write(request)
+                stdin.flush()
+        except OSError as error:
+            log.warning("feed walk: a parse worker stopped taking work (%s)", error)
+        finally:
+            with contextlib.suppress(OSError):
+                stdin.close()
 
     def _read(self) -> None:
         assert self.process.stdout is not None

@@ -54,16 +54,23 @@ def main(argv: list[str] | None = None) -> int:
 
     def read_requests() -> None:
         nonlocal ended
-        for line in sys.stdin:
-            request = json.loads(line)
-            with ready:
-                waiting[int(request["chunk"])] = [
+        try:
+            for line in sys.stdin:
+                request = json.loads(line)
+                refs = [
                     (page_id, url, SpooledPage(*where)) for page_id, url, *where in request["pages"]
                 ]
+                with ready:
+                    waiting[int(request["chunk"])] = refs
+                    ready.notify()
+        finally:
+            # At the end of input, and also after a request this worker cannot read (threading
+            # prints why): no more work will come, and waiting for it would leave the crawl
+            # blocked writing to a pipe nobody reads. Once this worker exits, the crawl parses
+            # the chunks it gave it itself.
+            with ready:
+                ended = True
                 ready.notify()
-        with ready:
-            ended = True
-            ready.notify()
 
     threading.Thread(target=read_requests, name="requests", daemon=True).start()
     while True:
