@@ -29,8 +29,10 @@ CHECKPOINT_THRESHOLD = "256MB"
 #: Rows per row group, DuckDB's smallest (its default is 122,880). A transaction that fills a
 #: row group writes it into the database file at once instead of logging its rows in the WAL,
 #: and a backfill batch of 2,500 events fills one. Storing 50,000 events wrote 188 MB of WAL at
-#: 70 us an event with the default, 1 MB at 41-53 us with 2,048. The file is about 1.8 times
-#: larger, as smaller groups compress less. Every connection must use the same size: a
+#: 70 us an event with the default, 1 MB at 41-53 us with 2,048 (benchmarks/store.py). The data
+#: takes about 1.8 times the space, as smaller groups compress less, and right after a backfill
+#: the file is up to 3.7 times larger: the closing checkpoint merges part-full groups and frees
+#: the old blocks, which later writes reuse. Every connection must use the same size: a
 #: checkpoint under another size rewrites the tables into groups of that size.
 ROW_GROUP_SIZE = 2048
 #: The name the file is attached under; every statement runs with it as the default database.
