@@ -8,10 +8,10 @@ writes for the GIL.
 Protocol, one JSON object per line. The crawl writes ``{"chunk": k, "pages": [[page_id, url,
 segment, offset, size, crc], ...]}`` (pages oldest first, each with where its body is in the
 spool, see ``SpooledPage``) to the worker's stdin; the worker answers on stdout with ``{"chunk":
-k, "file": name | null, "page_ids": [...], "failure": [url, reason] | null}`` once the chunk's
+k, "file": name | null, "failure": [url, reason] | null}`` once the chunk's
 batch is in ``name`` in the spool folder. It takes the oldest chunk it has been given first (the
 highest ``k``), because that is the one the crawl will store first. It ends at end of input,
-which also happens when the crawl is killed.
+which also happens when the crawl is killed, and after a request it cannot read.
 
 Run as ``python -m dropship_pipeline.dropship.parse_worker SPOOL_FOLDER``.
 """
@@ -82,14 +82,14 @@ def main(argv: list[str] | None = None) -> int:
             chunk = max(waiting)
             refs = waiting.pop(chunk)
 
-        batch, page_ids, failure = prepare_batch(refs, str(spool))
+        batch, failure = prepare_batch(refs, str(spool))
         name = None
         if batch is not None:
             name = chunk_file_name(chunk)
             temp = spool / f".{name}.{os.getpid()}.part"
             write_batch(batch, temp)
             os.replace(temp, spool / name)
-        answer = {"chunk": chunk, "file": name, "page_ids": page_ids, "failure": failure}
+        answer = {"chunk": chunk, "file": name, "failure": failure}
         del batch
         gc.collect()
         sys.stdout.write(json.dumps(answer) + "\n")

@@ -153,11 +153,11 @@ PageRef = tuple[str, str, SpooledPage]
 
 def prepare_batch(
     refs: Sequence[PageRef], spool_folder: str
-) -> tuple[PageBatch | None, list[str], tuple[str, str] | None]:
+) -> tuple[PageBatch | None, tuple[str, str] | None]:
     """Parse spooled pages, in order, into one batch; stop at the first page that fails.
 
-    Returns the batch of the pages before the failure (None if there are none), their ids,
-    and the failing page's URL and reason.
+    Returns the batch of the pages before the failure (None if there are none) and the
+    failing page's URL and reason.
     """
     folder = Path(spool_folder)
     pages: list[PageRows] = []
@@ -185,5 +185,4 @@ def prepare_batch(
             )
             page = page._replace(page_id=page_id)
         pages.append(page)
-    batch = build_batch(pages) if pages else None
-    return batch, [page.page_id for page in pages], failure
+    return (build_batch(pages) if pages else None), failure
