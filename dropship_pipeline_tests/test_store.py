@@ -46,3 +46,17 @@ def test_raw_entry_xml_is_stored_whole_and_compressed_with_zstd(tmp_path: Path) 
 
     assert compressions == {"ZSTD"}
     assert rows == (3000, True)
+
+
+def test_every_connection_writes_small_row_groups_whatever_the_path(tmp_path: Path) -> None:
+    """A backfill batch must fill whole row groups to skip the WAL (see ROW_GROUP_SIZE)."""
+    path = tmp_path / "o'brien's data" / "pipeline.duckdb"
+    with connect(path) as con:
+        con.execute("CREATE TABLE probe AS SELECT range AS n FROM range(5000)")
+    with connect(path) as con:
+        groups = con.execute(
+            "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('probe')"
+        ).fetchone()
+        applied = con.execute("SELECT count(*) FROM schema_migrations").fetchone()
+    assert groups == (3,)  # 2,048 + 2,048 + 904 rows
+    assert applied == (len(MIGRATIONS),)
