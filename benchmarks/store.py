@@ -22,8 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 from ingest import PREV_ARCHIVE, SUPPLIER_ID, TOKEN, start_simulator
 
 
@@ -58,39 +61,37 @@ def prepare(pages: int, folder: Path) -> int:
     return events
 
 
-def worker(mode: str, batches: Path, db_dir: Path) -> dict:
-    import duckdb
-
+@contextmanager
+def default_row_groups(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The baseline: connect()'s settings and schema, but DuckDB's default row groups."""
     from dropship_pipeline.store import db
+
+    settings = {"memory_limit": db.MEMORY_LIMIT, "checkpoint_threshold": db.CHECKPOINT_THRESHOLD}
+    con = duckdb.connect(str(path), config=settings)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        db.migrate(con)
+        yield con
+    finally:
+        con.close()
+
+
+def worker(mode: str, batches: Path, db_dir: Path) -> dict:
     from dropship_pipeline.store.batch import read_batch
+    from dropship_pipeline.store.db import connect
     from dropship_pipeline.store.inbox import store_batch
 
     path = db_dir / "bench.duckdb"
     wal = path.with_name(path.name + ".wal")
-    files = sorted(batches.glob("*.batch"))
-    loaded = [read_batch(file) for file in files]
+    loaded = [read_batch(file) for file in sorted(batches.glob("*.batch"))]
     events = sum(batch.entry_count for batch in loaded)
     largest_wal = 0
+    opened = connect(path) if mode == "store" else default_row_groups(path)
     started = time.perf_counter()
-    if mode == "store":
-        with db.connect(path) as con:
-            for batch in loaded:
-                store_batch(con, batch, complete=True)
-                largest_wal = max(largest_wal, wal.stat().st_size if wal.exists() else 0)
-    else:
-        settings = {
-            "memory_limit": db.MEMORY_LIMIT,
-            "checkpoint_threshold": db.CHECKPOINT_THRESHOLD,
-        }
-        con = duckdb.connect(str(path), config=settings)
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            db.migrate(con)
-            for batch in loaded:
-                store_batch(con, batch, complete=True)
-                largest_wal = max(largest_wal, wal.stat().st_size if wal.exists() else 0)
-        finally:
-            con.close()
+    with opened as con:
+        for batch in loaded:
+            store_batch(con, batch, complete=True)
+            largest_wal = max(largest_wal, wal.stat().st_size if wal.exists() else 0)
     elapsed = time.perf_counter() - started
     return {
         "events": events,
