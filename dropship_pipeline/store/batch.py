@@ -11,6 +11,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Final
 
 import pyarrow as pa
 
@@ -193,13 +194,25 @@ def _batch_tables(pages: Sequence[PageRows]) -> dict[str, pa.Table]:
     }
 
 
+#: String columns whose values arrive as UTF-8 bytes written by lxml's serialiser, which only
+#: writes valid UTF-8: they are taken as binary and viewed as strings, without Arrow checking
+#: every byte again (2.4 us an event for content_xml, against 0.7).
+_SERIALISED_UTF8: Final = frozenset({"content_xml"})
+
+
 def _table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
     """Rows whose values follow ``schema``'s fields, as a table (columns built in C)."""
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
     return pa.Table.from_arrays(
-        [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)],
+        [_array(column, field) for column, field in zip(columns, schema, strict=True)],
         schema=schema,
     )
+
+
+def _array(values: Sequence[object], field: pa.Field) -> pa.Array:
+    if field.name in _SERIALISED_UTF8:
+        return pa.array(values, type=pa.binary()).view(pa.string())
+    return pa.array(values, type=field.type)
 
 
 def _pages_table(pages: Sequence[PageRows]) -> pa.Table:

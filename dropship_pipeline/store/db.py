@@ -30,11 +30,18 @@ CHECKPOINT_THRESHOLD = "256MB"
 #: row group writes it into the database file at once instead of logging its rows in the WAL,
 #: and a backfill batch of 2,500 events fills one. Storing 50,000 events wrote 188 MB of WAL at
 #: 70 us an event with the default, 1 MB at 41-53 us with 2,048 (benchmarks/store.py). The data
-#: takes about 1.8 times the space, as smaller groups compress less, and right after a backfill
-#: the file is up to 3.7 times larger: the closing checkpoint merges part-full groups and frees
-#: the old blocks, which later writes reuse. Every connection must use the same size: a
+#: takes about 2 times the space, as smaller groups compress less (see MAX_VACUUM_TASKS for
+#: the groups a batch leaves part-full). Every connection must use the same size: a
 #: checkpoint under another size rewrites the tables into groups of that size.
 ROW_GROUP_SIZE = 2048
+#: Checkpoints do not merge part-full row groups. Each backfill batch leaves one (2,500 events
+#: fill a group of 2,048 and start another), and merging them rewrote nearly every group: the
+#: closing checkpoint of 50,000 events took 0.9-1.0 s of CPU and left a 71 MB file, half of it
+#: free blocks; without merging it takes 0.02 s and leaves 42 MB. Row groups whose rows are all
+#: deleted are still freed; rows deleted from a group that keeps others keep their space until
+#: the rest go too. Here that is the current page's feed_pages row, replaced once a poll, and
+#: staged export bytes (erp_export_content) while other exports in their group wait.
+MAX_VACUUM_TASKS = 0
 #: The name the file is attached under; every statement runs with it as the default database.
 DATABASE = "pipeline"
 
@@ -51,6 +58,7 @@ def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.Duc
             "memory_limit": MEMORY_LIMIT,
             "checkpoint_threshold": CHECKPOINT_THRESHOLD,
             "write_buffer_row_group_count": 1,
+            "max_vacuum_tasks": MAX_VACUUM_TASKS,
         },
     )
     try:
