@@ -60,3 +60,19 @@ def test_every_connection_writes_small_row_groups_whatever_the_path(tmp_path: Pa
         applied = con.execute("SELECT count(*) FROM schema_migrations").fetchone()
     assert groups == (3,)  # 2,048 + 2,048 + 904 rows
     assert applied == (len(MIGRATIONS),)
+
+
+def test_closing_keeps_the_row_groups_batches_left_part_full(tmp_path: Path) -> None:
+    """Merging them rewrote nearly the whole file at every close (see MAX_VACUUM_TASKS)."""
+    path = tmp_path / "pipeline.duckdb"
+    with connect(path) as con:
+        con.execute("CREATE TABLE probe (n BIGINT)")
+        for batch in range(4):  # like backfill batches of 2,500 events: 2,048 + 452 each
+            con.execute("INSERT INTO probe SELECT range FROM range(?, ?)", [batch, batch + 2500])
+    with connect(path) as con:
+        groups = con.execute(
+            "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('probe')"
+        ).fetchone()
+        rows = con.execute("SELECT count(*) FROM probe").fetchone()
+    assert rows == (10_000,)
+    assert groups == (8,)  # merged, they would be fewer
