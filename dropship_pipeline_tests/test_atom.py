@@ -280,6 +280,21 @@ def test_raw_entry_xml_is_kept_whole_and_parses_back_to_the_same_entry() -> None
         assert not parsed.content_xml.endswith("\n")
 
 
+def test_raw_entry_xml_drops_the_indentation_but_no_whitespace_that_is_data() -> None:
+    notes = '<notes xml:space="preserve">  <b/>  </notes>'
+    content = order_created(customer_notes=notes).replace(
+        "<description>Some Item</description>", "<description>  Some <i>odd</i> Item </description>"
+    )
+    page = parse_page(feed(entry(content)), URL)
+
+    (parsed,) = page.entries
+    assert "\n" not in parsed.content_xml
+    assert "<description>  Some <i>odd</i> Item </description>" in parsed.content_xml
+    assert notes in parsed.content_xml
+    assert parsed.order is not None
+    assert parsed.order.lines[1].description == "  Some "  # its text before the child element
+
+
 def test_a_full_order_maps_every_field_and_numbers_its_lines_in_document_order() -> None:
     page = parse_page(feed(entry(order_created())), URL)
 
