@@ -46,6 +46,10 @@ MAX_VACUUM_TASKS = 0
 #: kernel has to fault in for every block: in benchmarks/ingest.py, back to back, the crawl's
 #: process used 0.8 s less CPU for 100,000 events (7.7 s before), at 20 MB more peak memory.
 BLOCK_ALLOCATOR_MEMORY = MEMORY_LIMIT
+#: One DuckDB thread: the pipeline's statements are small, and during a backfill the parse
+#: workers need the other core. Back to back in benchmarks/ingest.py, one thread took as long
+#: as two and kept the crawl's peak memory 20 MB lower (244 MB against 265 MB).
+THREADS = 1
 #: The name the file is attached under; every statement runs with it as the default database.
 DATABASE = "pipeline"
 
@@ -64,6 +68,7 @@ def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.Duc
             "write_buffer_row_group_count": 1,
             "max_vacuum_tasks": MAX_VACUUM_TASKS,
             "block_allocator_memory": BLOCK_ALLOCATOR_MEMORY,
+            "threads": THREADS,
         },
     )
     try:
