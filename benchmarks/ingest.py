@@ -1,6 +1,6 @@
 """Ingest benchmark: the full crawl against its baselines, each measured in a fresh process.
 
-    .venv/bin/python benchmarks/ingest.py [--pages 2000] [--feedparser-pages 40]
+    .venv/bin/python benchmarks/ingest.py [--pages 2000] [--feedparser-pages 40] [--rounds 3]
 
 A simulator (its own process) serves ``--pages`` pages of 50 events over loopback HTTP. Then,
 each in a fresh process and in the same run:
@@ -15,7 +15,11 @@ each in a fresh process and in the same run:
 - ``ingest``: the full crawl (HTTP, parse, DuckDB commit) into a fresh database, with its peak
   resident memory; also at a quarter of the size, to show memory does not grow with the archive.
 
-Figures are printed as events per second and as ratios to the baselines. Not a test.
+The machine's speed drifts by up to 1.8 times within minutes, so the measurements run in
+``--rounds`` rounds (every one of them once per round, one after another), and the ratios are
+taken within each round, where the ingest and its baselines ran close together. Printed: the
+median of each figure over the rounds, and each ratio's median with its lowest and highest
+round. Not a test.
 """
 
 from __future__ import annotations
@@ -232,8 +236,17 @@ def rate(result: dict) -> float:
     return result["events"] / result["seconds"]
 
 
-def measure(pages: int, feedparser_pages: int) -> None:
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def measure(pages: int, feedparser_pages: int, rounds: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="dropship-bench-"))
+    runs: dict[str, list[dict]] = {name: [] for name in WORKERS}
     try:
         print(f"serving {pages} pages ({pages * EVENTS_PER_PAGE} events) from the simulator")
         process, base_url = start_simulator(pages * EVENTS_PER_PAGE)
@@ -241,7 +254,17 @@ def measure(pages: int, feedparser_pages: int) -> None:
             pages_dir = work / "pages"
             pages_dir.mkdir()
             raw = run_worker("raw-fetch", base_url=base_url, pages_dir=pages_dir)
-            ingest = run_worker("ingest", base_url=base_url, db_dir=_fresh(work / "db"))
+            for number in range(1, rounds + 1):
+                print(f"round {number} of {rounds}", flush=True)
+                database = _fresh(work / f"db-{number}")
+                runs["ingest"].append(run_worker("ingest", base_url=base_url, db_dir=database))
+                shutil.rmtree(database, ignore_errors=True)
+                runs["fromstring"].append(run_worker("fromstring", pages_dir=pages_dir))
+                runs["visit"].append(run_worker("visit", pages_dir=pages_dir))
+                runs["parse"].append(run_worker("parse", pages_dir=pages_dir))
+                runs["feedparser"].append(
+                    run_worker("feedparser", pages_dir=pages_dir, limit=feedparser_pages)
+                )
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -253,44 +276,64 @@ def measure(pages: int, feedparser_pages: int) -> None:
         finally:
             process.terminate()
             process.wait(timeout=30)
-
-        bare = run_worker("fromstring", pages_dir=pages_dir)
-        visit = run_worker("visit", pages_dir=pages_dir)
-        parse = run_worker("parse", pages_dir=pages_dir)
-        feed = run_worker("feedparser", pages_dir=pages_dir, limit=feedparser_pages)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+    def median_rate(name: str) -> float:
+        return median([rate(result) for result in runs[name]])
+
+    def ratio(name: str) -> tuple[float, float, float]:
+        ratios = [
+            rate(ingest) / rate(base)
+            for ingest, base in zip(runs["ingest"], runs[name], strict=True)
+        ]
+        return median(ratios), min(ratios), max(ratios)
+
     print(f"pages served: {raw['pages']}, {raw['mean_page_kb']:.1f} KB a page on average")
+    print(f"medians over {rounds} round(s)")
     rows = [
-        ("raw HTTP fetch (simulator alone)", raw),
-        ("lxml fromstring", bare),
-        ("fromstring + visit every element", visit),
-        ("parse_page (our parser)", parse),
-        (f"feedparser ({feed['pages']} pages)", feed),
-        ("full ingest: HTTP + parse + DuckDB", ingest),
+        ("lxml fromstring", "fromstring"),
+        ("fromstring + visit every element", "visit"),
+        ("parse_page (our parser)", "parse"),
+        (f"feedparser ({runs['feedparser'][0]['pages']} pages)", "feedparser"),
+        ("full ingest: HTTP + parse + DuckDB", "ingest"),
     ]
     print(f"{'measure':<40}{'events/s':>12}{'pages/s':>10}")
-    for label, result in rows:
-        print(f"{label:<40}{rate(result):>12,.0f}{result['pages'] / result['seconds']:>10,.0f}")
+    raw_pages = raw["pages"] / raw["seconds"]
+    print(f"{'raw HTTP fetch (simulator alone)':<40}{rate(raw):>12,.0f}{raw_pages:>10,.0f}")
+    for label, name in rows:
+        events_per_page = runs[name][0]["events"] / runs[name][0]["pages"]
+        value = median_rate(name)
+        print(f"{label:<40}{value:>12,.0f}{value / events_per_page:>10,.0f}")
     print()
-    print(f"ingest / parse-plus-visit: {rate(ingest) / rate(visit):.2f}  (target >= 0.5)")
-    print(f"ingest / feedparser:       {rate(ingest) / rate(feed):.1f}  (target >= 20)")
-    print(f"ingest / raw fetch:        {rate(ingest) / rate(raw):.2f}")
-    events = ingest["events"] or 1
-    main_user, main_system = ingest["cpu_main"]
-    worker_user, worker_system = ingest["cpu_workers"]
+    for name, label, target in (
+        ("visit", "ingest / parse-plus-visit", "(target >= 0.5)"),
+        ("feedparser", "ingest / feedparser", "(target >= 20)"),
+    ):
+        middle, low, high = ratio(name)
+        print(f"{label + ':':<27}{middle:.2f}  {target}, rounds {low:.2f} to {high:.2f}")
+    print(f"{'ingest / raw fetch:':<27}{median_rate('ingest') / rate(raw):.2f}")
+    events = runs["ingest"][0]["events"] or 1
+
+    def cpu(key: str, part: int | None = None) -> float:
+        values = [
+            (sum(result[key]) if part is None else result[key][part]) * 1e6 / events
+            for result in runs["ingest"]
+        ]
+        return median(values)
+
     print(
-        f"ingest CPU per event: {(main_user + main_system) * 1e6 / events:.0f} us in the crawl's "
-        f"process ({main_system * 1e6 / events:.0f} system), "
-        f"{(worker_user + worker_system) * 1e6 / events:.0f} us in its parse workers "
-        f"({worker_system * 1e6 / events:.0f} system)"
+        f"ingest CPU per event: {cpu('cpu_main'):.0f} us in the crawl's process "
+        f"({cpu('cpu_main', 1):.0f} system), {cpu('cpu_workers'):.0f} us in its parse workers "
+        f"({cpu('cpu_workers', 1):.0f} system)"
     )
+    peak = max(result["peak_rss_mb"] for result in runs["ingest"])
+    worker_peak = max(result["worker_peak_rss_mb"] for result in runs["ingest"])
+    ingest_pages = runs["ingest"][0]["pages"]
     print(
-        f"ingest peak memory: {ingest['peak_rss_mb']:.0f} MB for {ingest['pages']} pages, "
+        f"ingest peak memory (highest round): {peak:.0f} MB for {ingest_pages} pages, "
         f"{small['peak_rss_mb']:.0f} MB for {small['pages']} pages (target < 300 MB, flat); "
-        f"its parse worker: {ingest['worker_peak_rss_mb']:.0f} MB and "
-        f"{small['worker_peak_rss_mb']:.0f} MB"
+        f"its parse worker: {worker_peak:.0f} MB and {small['worker_peak_rss_mb']:.0f} MB"
     )
 
 
@@ -303,6 +346,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--feedparser-pages", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--worker", choices=sorted(WORKERS))
     parser.add_argument("--base-url")
     parser.add_argument("--pages-dir")
@@ -310,7 +354,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int)
     args = parser.parse_args()
     if args.worker is None:
-        measure(args.pages, args.feedparser_pages)
+        measure(args.pages, args.feedparser_pages, max(1, args.rounds))
         return
     options = {
         key: value
