@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Callable
+from dataclasses import astuple
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from dropship_pipeline.dropship.models import OrderStatus, OrderStatusUpdate
 from dropship_pipeline.dropship.spool import PageSpool, SpooledPage
 from dropship_pipeline.errors import FeedPageError
 from dropship_pipeline.simulator import Faults, SimulatorServer
+from dropship_pipeline.store.batch import read_batch
 
 TOKEN = "crawl-test-token"
 FAST_RETRY = RetryPolicy(max_attempts=8, base_delay=0.01, max_delay=0.05, max_total=30)
@@ -597,6 +599,43 @@ def test_a_parse_worker_given_a_request_it_cannot_read_exits_rather_than_waits(t
         worker.kill()
         worker.communicate()
     assert worker.returncode is not None
+
+
+WORKER_CHILD = textwrap.dedent(
+    """
+    import sys
+    from dropship_pipeline.dropship import parse_worker
+    code = parse_worker.main([sys.argv[1]])
+    print("pandas imported" if "pandas" in sys.modules else "pandas not imported", file=sys.stderr)
+    sys.exit(code)
+    """
+)
+
+
+def test_a_parse_worker_parses_a_chunk_into_a_batch_without_loading_pandas(tmp_path):
+    """A worker that fails is covered up by the crawl parsing in process, so check it alone."""
+    spool = PageSpool(tmp_path)
+    page = (Path(__file__).parent / "fixtures" / "seed_feed_archive.xml").read_bytes()
+    page_id = "477d9f09-2965-4452-8770-bfbc24328b21"  # what the page calls itself
+    where = spool.put(page_id, page)
+    spool.seal()
+    request = {"chunk": 7, "pages": [[page_id, f"http://x/Pages({page_id})", *astuple(where)]]}
+
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER_CHILD, str(tmp_path)],
+        input=json.dumps(request) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer == {"chunk": 7, "file": "chunk-7.batch", "failure": None}
+    batch = read_batch(tmp_path / answer["file"])
+    assert batch.entry_count == 1
+    assert "pandas not imported" in done.stderr
 
 
 MEASURED_CHILD = textwrap.dedent(

@@ -19,11 +19,15 @@ Run as ``python -m dropship_pipeline.dropship.parse_worker SPOOL_FOLDER``.
 from __future__ import annotations
 
 import gc
+import importlib.abc
 import json
 import os
 import sys
 import threading
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
 from pathlib import Path
+from types import ModuleType
 
 from dropship_pipeline.dropship.spool import PageRef, SpooledPage, prepare_batch
 from dropship_pipeline.store.batch import write_batch
@@ -32,6 +36,22 @@ from dropship_pipeline.store.batch import write_batch
 #: (and, in tests and benchmarks, the simulator on the same machine) leaves idle, rather than
 #: slowing the walk that feeds it and the DuckDB writes that wait for it.
 NICENESS = 10
+
+
+class _WithoutPandas(importlib.abc.MetaPathFinder):
+    """Makes pandas look not installed in the worker.
+
+    The worker turns Python lists into Arrow arrays and never meets a pandas object, but
+    pyarrow imports pandas on its first conversion, to check for one: 0.3 s of CPU per worker
+    and backfill. pyarrow works without pandas, and takes the ImportError as just that.
+    """
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ImportError(f"{fullname} is not used in a parse worker", name=fullname)
+        return None
 
 
 def chunk_file_name(chunk: int) -> str:
@@ -49,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     # holds nothing between chunks, so only the imported modules' objects are left, and walking
     # those 60,000 objects at every chunk cost 12 us an event (with the freeze, 4).
     gc.disable()
+    sys.meta_path.insert(0, _WithoutPandas())
     waiting: dict[int, list[PageRef]] = {}
     ready = threading.Condition()
     ended = False
