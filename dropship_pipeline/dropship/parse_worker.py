@@ -28,9 +28,10 @@ from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-from dropship_pipeline.dropship.spool import PageRef, SpooledPage, prepare_batch
-from dropship_pipeline.store.batch import write_batch
+if TYPE_CHECKING:
+    from dropship_pipeline.dropship.spool import PageRef
 
 #: Parsing only has to keep ahead of the writer. At a lower priority it takes the CPU the walk
 #: (and, in tests and benchmarks, the simulator on the same machine) leaves idle, rather than
@@ -38,18 +39,23 @@ from dropship_pipeline.store.batch import write_batch
 NICENESS = 10
 
 
-class _WithoutPandas(importlib.abc.MetaPathFinder):
-    """Makes pandas look not installed in the worker.
+#: Packages pyarrow loads when they are installed, which a parse worker never uses.
+UNUSED_PACKAGES = frozenset({"numpy", "pandas"})
 
-    The worker turns Python lists into Arrow arrays and never meets a pandas object, but
-    pyarrow imports pandas on its first conversion, to check for one: 0.3 s of CPU per worker
-    and backfill. pyarrow works without pandas, and takes the ImportError as just that.
+
+class _WithoutUnusedPackages(importlib.abc.MetaPathFinder):
+    """Makes numpy and pandas look not installed in the worker.
+
+    The worker turns Python lists into Arrow arrays and never meets an array of theirs, but
+    pyarrow imports numpy with itself (0.1 s, and numpy starts its BLAS threads) and pandas on
+    its first conversion, to check for one of its objects (0.3 s): CPU taken from the backfill
+    by every worker. pyarrow works without both, and takes the ImportError as just that.
     """
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        if fullname == "pandas" or fullname.startswith("pandas."):
+        if fullname.partition(".")[0] in UNUSED_PACKAGES:
             raise ImportError(f"{fullname} is not used in a parse worker", name=fullname)
         return None
 
@@ -61,6 +67,12 @@ def chunk_file_name(chunk: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     spool = Path(args[0])
+    # Before pyarrow loads (the spool and batch modules bring it), see _WithoutUnusedPackages.
+    if not any(isinstance(finder, _WithoutUnusedPackages) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _WithoutUnusedPackages())
+    from dropship_pipeline.dropship.spool import SpooledPage, prepare_batch
+    from dropship_pipeline.store.batch import write_batch
+
     if NICENESS and hasattr(os, "nice"):
         os.nice(NICENESS)
     # Parsing makes millions of short-lived tuples and strings: the cycle collector would walk
@@ -69,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     # holds nothing between chunks, so only the imported modules' objects are left, and walking
     # those 60,000 objects at every chunk cost 12 us an event (with the freeze, 4).
     gc.disable()
-    sys.meta_path.insert(0, _WithoutPandas())
     waiting: dict[int, list[PageRef]] = {}
     ready = threading.Condition()
     ended = False
