@@ -360,6 +360,33 @@ def test_http_and_https_namespace_spellings_give_identical_results() -> None:
         assert without_raw_xml(other) == without_raw_xml(pages[0])
 
 
+def test_nil_is_read_in_either_spelling_whatever_the_entries_before_used() -> None:
+    https_xsi = "https://www.w3.org/2001/XMLSchema-instance"
+    both = f'<notes xmlns:s="{https_xsi}" i:nil="false" s:nil="true"/>'
+    spellings = [XSI, https_xsi, https_xsi, XSI, XSI, https_xsi]
+    entries = [
+        entry(order_created(xsi=xsi, customer_notes='<notes i:nil="true"/>'), entry_id=f"e{n}")
+        for n, xsi in enumerate(spellings)
+    ]
+    entries += [
+        entry(order_created(xsi=xsi, customer_notes="<notes/>"), entry_id=f"empty-{n}")
+        for n, xsi in enumerate(spellings)
+    ]
+    entries += [entry(order_created(customer_notes=both), entry_id="both")]
+
+    notes = {
+        parsed.entry_id: parsed.order.customer_notes
+        for parsed in parse_page(feed(*entries), URL).entries
+        if parsed.order is not None
+    }
+
+    assert notes == {
+        **{f"e{n}": None for n in range(len(spellings))},
+        **{f"empty-{n}": "" for n in range(len(spellings))},
+        "both": None,  # nil when either spelling says so
+    }
+
+
 def test_dropship_content_without_any_namespace_reads_the_same() -> None:
     with_ns = parse_page(feed(entry(order_created())), URL)
     no_ns = parse_page(feed(entry(order_created(dropship=""))), URL)
