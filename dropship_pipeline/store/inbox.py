@@ -82,7 +82,7 @@ def store_batch(
             counts.events_new = len(new_types)
             counts.status_events_new = new_types.count(ORDER_STATUS_UPDATED)
             counts.events_duplicate = batch.entry_count - counts.events_new
-            counts.orders_new = _insert_orders(con, tables["items"], received_at)
+            counts.orders_new = _insert_orders(con, tables["orders"], tables["items"], received_at)
             # New order-created entries for an order already known: re-deliveries.
             counts.orders_duplicate = new_types.count(ORDER_CREATED) - counts.orders_new
             if tables["statuses"].num_rows:
@@ -114,7 +114,9 @@ def _insert_events(con: duckdb.DuckDBPyConnection, received_at: datetime) -> lis
     return [event_type for (event_type,) in rows]
 
 
-def _insert_orders(con: duckdb.DuckDBPyConnection, items: pa.Table, received_at: datetime) -> int:
+def _insert_orders(
+    con: duckdb.DuckDBPyConnection, orders: pa.Table, items: pa.Table, received_at: datetime
+) -> int:
     columns = ", ".join(ORDER_FIELDS)
     selected = ", ".join(f"b.{name}" for name in ORDER_FIELDS)
     # The first order-created entry of an order wins; later copies (re-deliveries under a new
@@ -131,9 +133,12 @@ def _insert_orders(con: duckdb.DuckDBPyConnection, items: pa.Table, received_at:
     ).fetchall()
     if created:
         # Lines go in with their order, in this transaction, so only the orders just created
-        # can lack them: no need to look at the stored lines or orders again.
-        entry_ids = pa.array([entry_id for (entry_id,) in created], type=pa.string())
-        new_items = items.filter(pc.is_in(items["entry_id"], value_set=entry_ids))
+        # can lack them: no need to look at the stored lines or orders again. In a backfill
+        # every order of the batch is new, and all its lines go in as they are.
+        new_items = items
+        if len(created) < orders.num_rows:
+            entry_ids = pa.array([entry_id for (entry_id,) in created], type=pa.string())
+            new_items = items.filter(pc.is_in(items["entry_id"], value_set=entry_ids))
         con.register("batch_new_items", new_items)
         try:
             con.execute(
