@@ -638,6 +638,47 @@ def test_a_parse_worker_parses_a_chunk_into_a_batch_without_numpy_or_pandas(tmp_
     assert done.stderr.splitlines()[-1] == "loaded:"
 
 
+BACKFILL_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from dropship_pipeline.dropship.auth import StaticToken
+    from dropship_pipeline.dropship.client import DropshipClient
+    from dropship_pipeline.dropship.crawl import crawl_feed
+
+    base_url, db, spool, token = sys.argv[1:5]
+    with DropshipClient(api_url=base_url, supplier_id=14107, tokens=StaticToken(token)) as client:
+        counts = crawl_feed(client, Path(db), spool_dir=Path(spool), batch_pages=2)
+    print(json.dumps({"events": counts.events_new, "pandas": "pandas" in sys.modules}))
+    """
+)
+
+
+def test_in_a_backfill_a_worker_parses_the_current_page_too(start, tmp_path):
+    """Built here, the current page's batch would make pyarrow import pandas at the crawl's end."""
+    server = start(initial_orders=230)  # four archive pages and a current page of 30
+    db = tmp_path / "feed.duckdb"
+    spool = tmp_path / "spool"
+
+    done = subprocess.run(
+        [sys.executable, "-c", BACKFILL_CHILD, server.base_url, str(db), str(spool), TOKEN],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"events": 230, "pandas": False}
+    assert stored_order_ids(db) == simulator_order_ids(server)
+    with duckdb.connect(str(db), read_only=True) as con:
+        pages = con.execute(
+            "SELECT complete, entry_count FROM feed_pages ORDER BY complete"
+        ).fetchall()
+    assert pages == [(False, 30)] + [(True, 50)] * 4
+    assert not list(spool.iterdir())
+
+
 MEASURED_CHILD = textwrap.dedent(
     """
     import json, sys

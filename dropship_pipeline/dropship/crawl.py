@@ -126,6 +126,11 @@ def crawl_feed(
         chain = _walk_back(source, current, complete, spool, batch_pages, parser.submit)
         log.info("feed walk: %d archive page(s) to store behind the current page", len(chain))
 
+        # In a backfill a worker builds the current page's batch too: here it would be this
+        # process's first Arrow conversion, on which pyarrow imports pandas (0.3 s at the end
+        # of the crawl, when the workers are done and one core is idle).
+        current_in_worker = parser.submit_current(current_url, current, current_body)
+
         with connect(db_path) as con:
             for chunk in reversed(range(parser.chunks)):
                 batch, failure = parser.result(chunk)
@@ -137,7 +142,13 @@ def crawl_feed(
                 if failure is not None:
                     raise FeedPageError(*failure)
 
-            counts.add(store_pages(con, [current], complete=False))
+            if current_in_worker:
+                batch, failure = parser.result(CURRENT_CHUNK)
+                if failure is not None or batch is None:
+                    raise FeedPageError(*(failure or (current_url, "it could not be parsed")))
+                counts.add(store_batch(con, batch, complete=False))
+            else:
+                counts.add(store_pages(con, [current], complete=False))
     finally:
         spool.seal()
         parser.close()
@@ -155,6 +166,9 @@ def crawl_feed(
 
 
 _Result = tuple[PageBatch | None, tuple[str, str] | None]
+#: The chunk number of the current page. Workers take the highest number first, so it comes
+#: last, when the crawl needs it: after every archive chunk.
+CURRENT_CHUNK = -1
 
 
 class _Worker:
@@ -253,6 +267,17 @@ class _ChunkParser:
             worker = self._workers[chunk % len(self._workers)]
             if worker.send(chunk, refs):
                 self._owner[chunk] = worker
+
+    def submit_current(self, url: str, page: PageRows, body: bytes) -> bool:
+        """Hand the current page to a worker, if there are any; tell whether it was."""
+        if not self._workers:
+            return False
+        where = self.spool.put_current(body)
+        self._refs[CURRENT_CHUNK] = [(page.page_id, url, where)]
+        worker = self._workers[CURRENT_CHUNK % len(self._workers)]
+        if worker.send(CURRENT_CHUNK, self._refs[CURRENT_CHUNK]):
+            self._owner[CURRENT_CHUNK] = worker
+        return True
 
     def result(self, chunk: int) -> _Result:
         refs = self._refs.pop(chunk)

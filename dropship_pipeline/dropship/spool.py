@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 _RECORD = struct.Struct("<4sIQI")
 _MAGIC = b"DSP1"
 SEGMENT_SUFFIX = ".pages"
+#: The current page's body, kept for a parse worker only. It is never indexed: the current page
+#: still grows, and a copy of it must not stand in for the archive page it later becomes.
+CURRENT_PAGE_FILE = "current.page"
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,13 @@ class PageSpool:
         self._index[page_id] = where
         return where
 
+    def put_current(self, body: bytes) -> SpooledPage:
+        """Keep the current page's body where a parse worker can read it (see CURRENT_PAGE_FILE)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / CURRENT_PAGE_FILE
+        path.write_bytes(body)
+        return SpooledPage(CURRENT_PAGE_FILE, 0, len(body), zlib.crc32(body))
+
     def seal(self) -> None:
         """End the current segment; the next page starts a new one."""
         if self._segment is not None:
@@ -105,7 +115,7 @@ class PageSpool:
         self.seal()
         self._index.clear()
         # ".xml" files are pages spooled by versions before segments.
-        for pattern in (f"*{SEGMENT_SUFFIX}", "*.xml", ".*.part"):
+        for pattern in (f"*{SEGMENT_SUFFIX}", "*.xml", ".*.part", CURRENT_PAGE_FILE):
             for path in self.folder.glob(pattern):
                 path.unlink(missing_ok=True)
         self.clear_batches()
