@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,46 @@ def test_the_newest_status_wins_whatever_order_the_entries_arrive_in(tmp_path) -
     store(db, page("p1", CREATED), page("p3", shipped), page("p2", ordered))
 
     assert order_state(db)[2][0] == ("SKU-A", "Shipped", "1Z1")
+
+
+def test_a_batch_larger_than_one_conversion_keeps_dedup_and_order_across_it(tmp_path) -> None:
+    """A batch's rows become Arrow arrays a few hundred entries at a time (batch.py); the
+    duplicates and the numbering must not restart at each step."""
+    db = tmp_path / "inbox.duckdb"
+
+    def entry(number: int, order: int) -> tuple[str, str, str]:
+        content = created().replace(ORDER, f"order-{order}")
+        published = f"2026-11-02T10:{number // 60:02d}:{number % 60:02d}Z"
+        return (f"urn:uuid:e{number}", published, content)
+
+    pages = []
+    for number in range(12):
+        first = number * 50
+        entries = [entry(n, n) for n in range(first, first + 50)]
+        if number == 11:
+            # The same entry as on the oldest page, and order-1 again under a new entry id.
+            entries[-2] = entry(0, 0)
+            entries[-1] = ("urn:uuid:again", "2026-11-02T11:00:00Z", entry(1, 1)[2])
+        pages.append(read_page(page(f"p{number}", *reversed(entries)), f"{FEED}/Pages(p{number})"))
+
+    with connect(db) as con:
+        counts = store_pages(con, pages, complete=True)
+        stored = con.execute(
+            "SELECT count(*), count(DISTINCT entry_id), count(DISTINCT seq) FROM feed_events"
+        ).fetchone()
+        orders = con.execute("SELECT count(*), count(DISTINCT order_id) FROM orders").fetchone()
+        first_of_order_1 = con.execute(
+            "SELECT created_entry_id FROM orders WHERE order_id = 'order-1'"
+        ).fetchone()
+        by_page = con.execute(
+            "SELECT page_id, min(seq), max(seq) FROM feed_events GROUP BY page_id ORDER BY 2"
+        ).fetchall()
+
+    assert (counts.events_new, counts.events_duplicate) == (599, 1)
+    assert (counts.orders_new, counts.orders_duplicate) == (598, 1)
+    assert stored == (599, 599, 599)
+    assert orders == (598, 598)
+    assert first_of_order_1 == ("urn:uuid:e1",)
+    assert [page_id for page_id, _, _ in by_page] == [f"p{number}" for number in range(12)]
+    assert all(low <= high for (_, low, high) in by_page)
+    assert all(earlier[2] < later[1] for earlier, later in pairwise(by_page))
