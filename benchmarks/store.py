@@ -66,7 +66,8 @@ def default_row_groups(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """The baseline: connect()'s settings and schema, but DuckDB's default row groups."""
     from dropship_pipeline.store import db
 
-    settings = {"memory_limit": db.MEMORY_LIMIT, "checkpoint_threshold": db.CHECKPOINT_THRESHOLD}
+    ours = db.duckdb_config()
+    settings = {name: ours[name] for name in ("memory_limit", "checkpoint_threshold")}
     con = duckdb.connect(str(path), config=settings)
     try:
         con.execute("SET TimeZone = 'UTC'")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dropship_pipeline.store import db
 from dropship_pipeline.store.db import connect, migrate
 from dropship_pipeline.store.schema import MIGRATIONS
 
@@ -76,3 +77,23 @@ def test_closing_keeps_the_row_groups_batches_left_part_full(tmp_path: Path) -> 
         rows = con.execute("SELECT count(*) FROM probe").fetchone()
     assert rows == (10_000,)
     assert groups == (8,)  # merged, they would be fewer
+
+
+def test_rows_logged_in_the_wal_never_outgrow_the_memory_limit(tmp_path: Path, monkeypatch) -> None:
+    """Batches too small to fill a row group go through the WAL and stay in memory until a
+    checkpoint; DuckDB cannot spill them. Far more of them than the memory limit must fit."""
+    monkeypatch.setattr(db, "MEMORY_LIMIT_MB", 16)
+    path = tmp_path / "small-batches.duckdb"
+    xml = "<entry>" + "<description>Étui folio en cuir</description>" * 100 + "</entry>"
+
+    with connect(path) as con:
+        for batch in range(40):  # 1,000 events of 4 KB each: 160 MB of raw XML in all
+            con.execute(
+                "INSERT INTO feed_events SELECT 'e' || i, 'order-created', 'o' || i, NULL,"
+                " TIMESTAMPTZ '2026-01-01 00:00:00+00', NULL, 'p1', ? || i, now(), i"
+                " FROM range(?, ?) t(i)",
+                [xml, batch * 1000, (batch + 1) * 1000],
+            )
+        stored = con.execute("SELECT count(DISTINCT entry_id) FROM feed_events").fetchone()
+
+    assert stored == (40_000,)

@@ -22,10 +22,14 @@ log = logging.getLogger(__name__)
 #: DuckDB would otherwise cache up to 80% of the machine's memory; past this it spills to disk.
 #: With the small row groups below, a 100,000-event backfill (benchmarks/ingest.py) peaked at
 #: 296-312 MB with 64 MB here, 296-299 MB with 48 MB and 276-284 MB with 32 MB.
-MEMORY_LIMIT = "32MB"
-#: Checkpoint after this much WAL rather than DuckDB's default 16 MB: a backfill writes a few
-#: MB of raw XML per batch, and each checkpoint rewrites what changed. Closing checkpoints too.
-CHECKPOINT_THRESHOLD = "256MB"
+MEMORY_LIMIT_MB = 32
+#: Checkpoint once the WAL holds this share of the memory limit. Rows that go through the WAL
+#: (those of any transaction that fills no whole row group: a poll's pages, or the orders of a
+#: backfill batch whose events are half status updates) stay in DuckDB's memory until the next
+#: checkpoint, and it cannot spill them. With checkpoints at 256 MB of WAL, such a backfill ran
+#: out of its 32 MB after about 67 batches (167,000 events). A full backfill batch writes its
+#: rows straight into the file (see ROW_GROUP_SIZE), so this costs it nothing measurable.
+CHECKPOINT_SHARE = 4
 #: Rows per row group, DuckDB's smallest (its default is 122,880). A transaction that fills a
 #: row group writes it into the database file at once instead of logging its rows in the WAL,
 #: and a backfill batch of 2,500 events fills one. Storing 50,000 events wrote 188 MB of WAL at
@@ -42,10 +46,11 @@ ROW_GROUP_SIZE = 2048
 #: the rest go too. Here that is the current page's feed_pages row, replaced once a poll, and
 #: staged export bytes (erp_export_content) while other exports in their group wait.
 MAX_VACUUM_TASKS = 0
-#: DuckDB's buffers come from memory it takes once and keeps, rather than from fresh pages the
-#: kernel has to fault in for every block: in benchmarks/ingest.py, back to back, the crawl's
-#: process used 0.8 s less CPU for 100,000 events (7.7 s before), at 20 MB more peak memory.
-BLOCK_ALLOCATOR_MEMORY = MEMORY_LIMIT
+#: DuckDB's buffers come from memory it takes once and keeps (the memory limit's worth), rather
+#: than from fresh pages the kernel has to fault in for every block: in benchmarks/ingest.py,
+#: back to back, the crawl's process used 0.8 s less CPU for 100,000 events (7.7 s before), at
+#: 20 MB more peak memory.
+BLOCK_ALLOCATOR_MEMORY = True
 #: One DuckDB thread: the pipeline's statements are small, and during a backfill the parse
 #: workers need the other core. Back to back in benchmarks/ingest.py, one thread took as long
 #: as two and kept the crawl's peak memory 20 MB lower (244 MB against 265 MB).
@@ -60,17 +65,7 @@ def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.Duc
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(
-        ":memory:",
-        config={
-            "memory_limit": MEMORY_LIMIT,
-            "checkpoint_threshold": CHECKPOINT_THRESHOLD,
-            "write_buffer_row_group_count": 1,
-            "max_vacuum_tasks": MAX_VACUUM_TASKS,
-            "block_allocator_memory": BLOCK_ALLOCATOR_MEMORY,
-            "threads": THREADS,
-        },
-    )
+    con = duckdb.connect(":memory:", config=duckdb_config())
     try:
         # The row group size is an option of ATTACH only, not of connect().
         options = f"ROW_GROUP_SIZE {ROW_GROUP_SIZE}" + (", READ_ONLY" if read_only else "")
@@ -82,6 +77,20 @@ def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.Duc
         yield con
     finally:
         con.close()
+
+
+def duckdb_config() -> dict[str, str | bool | int | float | list[str]]:
+    """The settings every connection opens with (see the constants above)."""
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": f"{MEMORY_LIMIT_MB}MB",
+        "checkpoint_threshold": f"{max(1, MEMORY_LIMIT_MB // CHECKPOINT_SHARE)}MB",
+        "write_buffer_row_group_count": 1,
+        "max_vacuum_tasks": MAX_VACUUM_TASKS,
+        "threads": THREADS,
+    }
+    if BLOCK_ALLOCATOR_MEMORY:
+        config["block_allocator_memory"] = f"{MEMORY_LIMIT_MB}MB"
+    return config
 
 
 def _quote(text: str) -> str:
