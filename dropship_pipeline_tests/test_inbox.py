@@ -5,11 +5,14 @@ from __future__ import annotations
 from itertools import pairwise
 from pathlib import Path
 
+import duckdb
+import pyarrow as pa
 import pytest
 
 from dropship_pipeline.dropship.atom import read_page
+from dropship_pipeline.store.batch import PageBatch, build_batch
 from dropship_pipeline.store.db import connect
-from dropship_pipeline.store.inbox import store_pages
+from dropship_pipeline.store.inbox import store_batch, store_pages
 
 FEED = "https://dropshiprc.iqmetrix.net/v1/Suppliers(14107)/Notifications"
 ORDER = "5d7c1a52-7c1e-4d0e-9a55-0f2b8c1d9e01"
@@ -185,3 +188,25 @@ def test_a_batch_larger_than_one_conversion_keeps_dedup_and_order_across_it(tmp_
     assert [page_id for page_id, _, _ in by_page] == [f"p{number}" for number in range(12)]
     assert all(low <= high for (_, low, high) in by_page)
     assert all(earlier[2] < later[1] for earlier, later in pairwise(by_page))
+
+
+def test_a_batch_that_fails_raises_its_own_error_and_leaves_nothing_behind(tmp_path) -> None:
+    db = tmp_path / "inbox.duckdb"
+    batch = build_batch([read_page(page("p1", CREATED), f"{FEED}/Pages(p1)")])
+    items = batch.tables["items"]
+    price = items.schema.get_field_index("selling_price")
+    unreadable = pa.array(["not a price"] * items.num_rows, pa.string())
+    broken = PageBatch(
+        batch.page_count,
+        batch.entry_count,
+        {**batch.tables, "items": items.set_column(price, "selling_price", unreadable)},
+    )
+
+    with connect(db) as con:
+        # The failed cast aborts the transaction; the error must still be the cast's.
+        with pytest.raises(duckdb.ConversionException, match="not a price"):
+            store_batch(con, broken, complete=True)
+        counts = store_batch(con, batch, complete=True)  # the connection goes on working
+        stored = con.execute("SELECT count(*) FROM feed_events").fetchone()
+
+    assert (counts.events_new, stored) == (1, (1,))

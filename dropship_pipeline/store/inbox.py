@@ -27,6 +27,8 @@ from dropship_pipeline.store.batch import ORDER_FIELDS, PageBatch, build_batch
 from dropship_pipeline.store.db import transaction
 
 _STATUS_CODES = {status.name: int(status) for status in OrderStatus}
+#: The view of the lines of a batch's new orders.
+_NEW_ITEMS_VIEW = "batch_new_items"
 
 
 @dataclass
@@ -74,10 +76,11 @@ def store_batch(
     counts = IngestCounts(pages_read=batch.page_count)
     tables = batch.tables
 
-    with transaction(con):
-        for name, table in tables.items():
-            con.register(f"batch_{name}", table)
-        try:
+    views = {f"batch_{name}": table for name, table in tables.items()}
+    try:
+        with transaction(con):
+            for name, table in views.items():
+                con.register(name, table)
             new_types = _insert_events(con, received_at)
             counts.events_new = len(new_types)
             counts.status_events_new = new_types.count(ORDER_STATUS_UPDATED)
@@ -90,9 +93,12 @@ def store_batch(
             if tables["statuses"].num_rows or _have_stored_statuses(con):
                 _apply_statuses(con)
             _record_pages(con, complete, received_at)
-        finally:
-            for name in tables:
-                con.unregister(f"batch_{name}")
+    finally:
+        # Once the transaction is over, committed or rolled back: in a transaction that a
+        # failed statement aborted, unregistering fails too, and that second error would hide
+        # the one that says what went wrong.
+        for name in (*views, _NEW_ITEMS_VIEW):
+            con.unregister(name)
     return counts
 
 
@@ -139,19 +145,17 @@ def _insert_orders(
         if len(created) < orders.num_rows:
             entry_ids = pa.array([entry_id for (entry_id,) in created], type=pa.string())
             new_items = items.filter(pc.is_in(items["entry_id"], value_set=entry_ids))
-        con.register("batch_new_items", new_items)
-        try:
-            con.execute(
-                """
-                INSERT INTO order_items (order_id, line_number, sku, catalog_id, description,
-                                         quantity, selling_price)
-                SELECT order_id, line_number, sku, catalog_id, description, quantity,
-                       CAST(selling_price AS DECIMAL(18, 4))
-                FROM batch_new_items
-                """
-            )
-        finally:
-            con.unregister("batch_new_items")
+        # Unregistered by store_batch, after its transaction.
+        con.register(_NEW_ITEMS_VIEW, new_items)
+        con.execute(
+            f"""
+            INSERT INTO order_items (order_id, line_number, sku, catalog_id, description,
+                                     quantity, selling_price)
+            SELECT order_id, line_number, sku, catalog_id, description, quantity,
+                   CAST(selling_price AS DECIMAL(18, 4))
+            FROM {_NEW_ITEMS_VIEW}
+            """
+        )
     return len(created)
 
 
