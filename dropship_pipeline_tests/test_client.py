@@ -148,6 +148,14 @@ def test_fetch_page_sends_the_bearer_token_and_asks_for_atom(make_client) -> Non
     assert request.headers["Accept"] == "application/atom+xml"
 
 
+def test_fetch_page_sends_the_client_wide_headers_too(make_client) -> None:
+    recorder = Recorder(atom())
+
+    make_client(recorder).fetch_page(FEED)
+
+    assert recorder.requests[0].headers["User-Agent"].startswith("dropship-pipeline/")
+
+
 def test_each_call_logs_one_info_line_with_method_path_status_and_attempt(
     make_client, caplog
 ) -> None:
@@ -847,3 +855,30 @@ def test_exhausted_retries_carry_the_last_status(make_client) -> None:
         client.fetch_page(FEED)
 
     assert caught.value.status_code == 502
+
+
+@pytest.mark.parametrize("proxied", [False, True])
+def test_a_proxy_set_in_the_environment_is_used(live_server, monkeypatch, proxied) -> None:
+    """Requests go to the transport straight only while no proxy would take them elsewhere."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    if proxied:
+        # A port nobody listens on: through this proxy the page can only fail.
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    base = f"http://127.0.0.1:{live_server.server_address[1]}/v1"
+    live_server.authorizations.extend(["", ""])  # past the dropped answer and the 401
+
+    with DropshipClient(
+        api_url=base,
+        supplier_id=60455,
+        tokens=StaticToken("fixed"),
+        retry=RetryPolicy(max_attempts=2, base_delay=0.01, jitter=False),
+    ) as client:
+        if proxied:
+            with pytest.raises(DropshipUnavailableError, match="ConnectError"):
+                client.fetch_page(client.current_page_url)
+        else:
+            assert client.fetch_page(client.current_page_url).body == ATOM_BODY
+
+    assert len(live_server.authorizations) == (2 if proxied else 3)

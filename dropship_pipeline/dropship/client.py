@@ -14,6 +14,7 @@ import logging
 import random
 import re
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -213,8 +214,12 @@ class RetryingSender:
         policy: RetryPolicy,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        direct: httpx.BaseTransport | None = None,
     ) -> None:
         self._http = http
+        # The transport ``http`` sends every request through, when callers know it has one:
+        # a request built by ``http`` already has all it needs to go there straight.
+        self._direct = direct
         self._policy = policy
         self._sleep = sleep
         self._clock = clock
@@ -301,7 +306,11 @@ class RetryingSender:
         """One attempt: the response with its whole body, within ATTEMPT_DEADLINE and
         MAX_BODY_BYTES. Transport errors while reading count as the attempt's failure."""
         deadline = time.monotonic() + ATTEMPT_DEADLINE
-        response = self._http.send(request, stream=True)
+        if self._direct is None:
+            response = self._http.send(request, stream=True)
+        else:
+            response = self._direct.handle_request(request)
+            response.request = request
         try:
             chunks: list[bytes] = []
             size = 0
@@ -384,6 +393,12 @@ def require_secure_url(name: str, url: str) -> httpx.URL:
     )
 
 
+def environment_proxies() -> bool:
+    """Whether the environment names a proxy (``HTTPS_PROXY`` and the like), as httpx reads it."""
+    proxies = urllib.request.getproxies()
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
+
+
 def new_http_client(
     *, timeout: httpx.Timeout, transport: httpx.BaseTransport | None = None
 ) -> httpx.Client:
@@ -428,8 +443,17 @@ class DropshipClient:
         self._tokens = tokens
         self._origin = _origin(base)
         self._base_path = base.path.rstrip("/")
+        # Requests go to the transport straight, past the httpx client's own layer (auth
+        # flows, redirects, cookies, event hooks, its log line), none of which this package
+        # uses: that layer took 0.1 ms of CPU a feed page, a sixth of the whole call. Only a
+        # proxy from the environment makes httpx send elsewhere, and then the client does.
+        # (Given a transport, httpx ignores such proxies itself.)
+        if transport is None and not environment_proxies():
+            transport = httpx.HTTPTransport(verify=True)  # what httpx would make itself
         self._http = new_http_client(timeout=timeout, transport=transport)
-        self._sender = RetryingSender(self._http, policy=retry, sleep=sleep, clock=clock)
+        self._sender = RetryingSender(
+            self._http, policy=retry, sleep=sleep, clock=clock, direct=transport
+        )
         self._also_close: list[httpx.Client] = []
 
     @classmethod
