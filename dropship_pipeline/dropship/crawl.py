@@ -144,8 +144,9 @@ def crawl_feed(
 
             if current_in_worker:
                 batch, failure = parser.result(CURRENT_CHUNK)
-                if failure is not None or batch is None:
-                    raise FeedPageError(*(failure or (current_url, "it could not be parsed")))
+                if failure is not None:
+                    raise FeedPageError(*failure)
+                assert batch is not None  # one page: a batch, or the failure of that page
                 counts.add(store_batch(con, batch, complete=False))
             else:
                 counts.add(store_pages(con, [current], complete=False))

@@ -11,8 +11,8 @@ spool, see ``SpooledPage``) to the worker's stdin; the worker answers on stdout 
 k, "file": name | null, "failure": [url, reason] | null}`` once the chunk's
 batch is in ``name`` in the spool folder. It takes the oldest chunk it has been given first (the
 highest ``k``), because that is the one the crawl will store first; the current page comes as
-chunk -1, stored last. It ends at end of input,
-which also happens when the crawl is killed, and after a request it cannot read.
+chunk -1, stored last. It ends at end of input, which also happens when the crawl is killed,
+and after a request it cannot read.
 
 Run as ``python -m dropship_pipeline.dropship.parse_worker SPOOL_FOLDER``.
 """
