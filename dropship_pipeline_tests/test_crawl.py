@@ -730,3 +730,21 @@ def test_a_backfill_four_times_longer_needs_no_more_memory(start, tmp_path):
 
     assert long - short < 50, f"peak {short:.0f} MB for 300 pages, {long:.0f} MB for 1,200"
     assert long < 400
+
+
+def test_a_backfill_of_small_pages_stays_within_the_database_memory(start, tmp_path, monkeypatch):
+    """Batches of small pages fill no row group, so their rows go through DuckDB's WAL and stay
+    in its memory until a checkpoint. A backfill of such batches far past the memory limit must
+    not run out of it (with checkpoints at 256 MB of WAL, this one did)."""
+    from dropship_pipeline.store import db as store_db
+
+    monkeypatch.setattr(store_db, "MEMORY_LIMIT_MB", 16)
+    server = start(initial_orders=8_000, page_size=20)  # batches of 50 pages: 1,000 events
+    db = tmp_path / "feed.duckdb"
+
+    counts = crawl(server, db)
+
+    assert counts.events_new == 8_000
+    stored = table_counts(db)
+    assert stored["events"] == stored["distinct_events"] == 8_000
+    assert stored_order_ids(db) == simulator_order_ids(server)
