@@ -164,17 +164,24 @@ _ORDER_GROUP: Final = _dropship(
         ),
     }
 )
-# Every Order field but `lines` in declaration order, so the values of a filled copy can be
-# passed positionally; a field is None (absent) until the page says otherwise.
-_BLANK_ORDER: Final[dict[str, Any]] = {
-    field.name: None for field in dataclasses.fields(Order) if field.name != "lines"
+# Every Order field but `lines`, in declaration order: _order_row fills a list in this order, so
+# that its values can be passed positionally; a field is None (absent) until the page says
+# otherwise. (A list indexed by position costs less than a dict copied for every order.)
+_ORDER_SLOT: Final = {
+    name: slot
+    for slot, name in enumerate(f.name for f in dataclasses.fields(Order) if f.name != "lines")
 }
 _unknown_fields = {
     *_ORDER_FIELD.values(),
     *(name for group in _ORDER_GROUP.values() for name in group.values()),
-} - _BLANK_ORDER.keys()
+} - _ORDER_SLOT.keys()
 if _unknown_fields:
     raise ImportError(f"the Order model lacks the fields {sorted(_unknown_fields)}")
+_FIELD_SLOT: Final = {tag: _ORDER_SLOT[name] for tag, name in _ORDER_FIELD.items()}
+_GROUP_SLOT: Final = {
+    tag: {leaf: _ORDER_SLOT[name] for leaf, name in group.items()}
+    for tag, group in _ORDER_GROUP.items()
+}
 # Ids are opaque, but padding around them is layout, not identity.
 _ORDER_ID_FIELDS: Final = (
     "supplier_id",
@@ -186,6 +193,9 @@ _ORDER_ID_FIELDS: Final = (
     "customer_id",
     "address_id",
 )
+_ID_SLOTS: Final = tuple(_ORDER_SLOT[name] for name in _ORDER_ID_FIELDS)
+_ORDER_ID_SLOT: Final = _ORDER_SLOT["order_id"]
+_SHIP_TO_STORE_SLOT: Final = _ORDER_SLOT["ship_to_store"]
 # Positions in the per-line list _line_rows fills.
 _LINE_SLOT: Final = _dropship(
     {"sku": 0, "catalog-id": 1, "description": 2, "quantity": 3, "selling-price": 4}
@@ -359,7 +369,7 @@ def _typed_entry(row: EntryRow) -> FeedEntry:
             OrderLine(number, sku, catalog_id, description, quantity, _price(price))
             for number, sku, catalog_id, description, quantity, price in row.lines
         )
-        # row.order holds every field but lines, in field order (see _BLANK_ORDER).
+        # row.order holds every field but lines, in field order (see _ORDER_SLOT).
         order = Order(*row.order, lines)  # type: ignore[call-arg]
     status_update = None
     if row.status is not None:
@@ -566,37 +576,37 @@ def _entry_row(entry: etree._Element, url: str, position: int) -> EntryRow:
 
 def _order_row(event: etree._Element) -> tuple[list[Any], list[LineRow]]:
     """An order-created event's Order values but lines (in field order), and its lines."""
-    values = dict(_BLANK_ORDER)
+    values: list[Any] = [None] * len(_ORDER_SLOT)
     lines: list[LineRow] = []
     for child in event[:]:
         tag = child.tag
-        group = _ORDER_GROUP.get(tag)
+        group = _GROUP_SLOT.get(tag)
         if group is not None:
             for leaf in child[:]:
-                name = group.get(leaf.tag)
-                if name is not None:
+                slot = group.get(leaf.tag)
+                if slot is not None:
                     text = leaf.text
-                    values[name] = _empty_or_nil(leaf) if text is None else text
+                    values[slot] = _empty_or_nil(leaf) if text is None else text
             continue
-        name = _ORDER_FIELD.get(tag)
-        if name is not None:
+        slot = _FIELD_SLOT.get(tag)
+        if slot is not None:
             text = child.text
-            values[name] = _empty_or_nil(child) if text is None else text
+            values[slot] = _empty_or_nil(child) if text is None else text
         elif tag in _ITEMS_TAGS:
             lines = _line_rows(child)
 
-    order_id = values["order_id"]
+    order_id = values[_ORDER_ID_SLOT]
     if not order_id or not order_id.strip():
         raise _Unreadable("order-created has no order-id")
-    values["order_id"] = order_id.strip()
-    for name in _ORDER_ID_FIELDS:
-        value = values[name]
+    values[_ORDER_ID_SLOT] = order_id.strip()
+    for slot in _ID_SLOTS:
+        value = values[slot]
         if value:
-            values[name] = value.strip()
-    ship_to_store = values["ship_to_store"]
+            values[slot] = value.strip()
+    ship_to_store = values[_SHIP_TO_STORE_SLOT]
     if ship_to_store is not None:
-        values["ship_to_store"] = _boolean(ship_to_store, "ship-to-store")
-    return list(values.values()), lines
+        values[_SHIP_TO_STORE_SLOT] = _boolean(ship_to_store, "ship-to-store")
+    return values, lines
 
 
 def _line_rows(items: etree._Element) -> list[LineRow]:
@@ -672,7 +682,7 @@ def _empty_or_nil(element: etree._Element) -> str | None:
     """The value of an element without text: None when it is nil in either XSI spelling."""
     first, second = _NIL_KEYS
     value = element.get(first)
-    if value is not None and value.strip() in _NIL_TRUE:
+    if value is not None and (value in _NIL_TRUE or value.strip() in _NIL_TRUE):
         return None
     other = element.get(second)
     if other is None:
