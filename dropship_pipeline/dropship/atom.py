@@ -711,7 +711,10 @@ def _decimal(text: str, element: str, position: int) -> str:
             raise _Unreadable(
                 f"{element} {position}: selling-price {text!r} is not a decimal number"
             )
-    if len(text.partition(".")[0].lstrip("+-").lstrip("0")) > _PRICE_INTEGER_DIGITS:
+    if (
+        len(text) > _PRICE_INTEGER_DIGITS
+        and len(text.partition(".")[0].lstrip("+-").lstrip("0")) > _PRICE_INTEGER_DIGITS
+    ):
         raise _Unreadable(
             f"{element} {position}: selling-price {text!r} is out of range "
             f"(more than {_PRICE_INTEGER_DIGITS} digits before the point)"
@@ -739,4 +742,6 @@ def _timestamp(text: str, what: str) -> datetime:
         raise _Unreadable(f"{what} {text!r} is not a timestamp") from None
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
+    if value.tzinfo is UTC:  # a "Z" or "+00:00" suffix
+        return value
     return value.astimezone(UTC)
