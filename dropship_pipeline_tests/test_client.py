@@ -882,3 +882,13 @@ def test_a_proxy_set_in_the_environment_is_used(live_server, monkeypatch, proxie
             assert client.fetch_page(client.current_page_url).body == ATOM_BODY
 
     assert len(live_server.authorizations) == (2 if proxied else 3)
+
+
+def test_a_closed_client_sends_nothing(make_client) -> None:
+    recorder = Recorder(atom())
+    client = make_client(recorder)
+    client.close()
+
+    with pytest.raises(RuntimeError, match="closed"):
+        client.fetch_page(FEED)
+    assert recorder.requests == []

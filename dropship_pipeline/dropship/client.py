@@ -309,6 +309,8 @@ class RetryingSender:
         if self._direct is None:
             response = self._http.send(request, stream=True)
         else:
+            if self._http.is_closed:  # as the httpx client itself would refuse
+                raise RuntimeError("Cannot send a request, as the client has been closed.")
             response = self._direct.handle_request(request)
             response.request = request
         try:
