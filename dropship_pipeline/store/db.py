@@ -46,11 +46,6 @@ ROW_GROUP_SIZE = 2048
 #: the rest go too. Here that is the current page's feed_pages row, replaced once a poll, and
 #: staged export bytes (erp_export_content) while other exports in their group wait.
 MAX_VACUUM_TASKS = 0
-#: DuckDB's buffers come from memory it takes once and keeps (the memory limit's worth), rather
-#: than from fresh pages the kernel has to fault in for every block: in benchmarks/ingest.py,
-#: back to back, the crawl's process used 0.8 s less CPU for 100,000 events (7.7 s before), at
-#: 20 MB more peak memory.
-BLOCK_ALLOCATOR_MEMORY = True
 #: One DuckDB thread: the pipeline's statements are small, and during a backfill the parse
 #: workers need the other core. Back to back in benchmarks/ingest.py, one thread took as long
 #: as two and kept the crawl's peak memory 20 MB lower (244 MB against 265 MB).
@@ -81,16 +76,18 @@ def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.Duc
 
 def duckdb_config() -> dict[str, str | bool | int | float | list[str]]:
     """The settings every connection opens with (see the constants above)."""
-    config: dict[str, str | bool | int | float | list[str]] = {
+    return {
         "memory_limit": f"{MEMORY_LIMIT_MB}MB",
         "checkpoint_threshold": f"{max(1, MEMORY_LIMIT_MB // CHECKPOINT_SHARE)}MB",
         "write_buffer_row_group_count": 1,
         "max_vacuum_tasks": MAX_VACUUM_TASKS,
         "threads": THREADS,
+        # Buffers come from memory DuckDB takes once and keeps (the memory limit's worth), not
+        # from fresh pages the kernel faults in for every block: in benchmarks/ingest.py, back
+        # to back, the crawl's process used 0.8 s less CPU for 100,000 events (7.7 s before),
+        # at 20 MB more peak memory.
+        "block_allocator_memory": f"{MEMORY_LIMIT_MB}MB",
     }
-    if BLOCK_ALLOCATOR_MEMORY:
-        config["block_allocator_memory"] = f"{MEMORY_LIMIT_MB}MB"
-    return config
 
 
 def _quote(text: str) -> str:
